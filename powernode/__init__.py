@@ -1,0 +1,1 @@
+"""powernode: a Django platform that turns node instances into managed container hosts."""
