@@ -1,0 +1,1 @@
+"""The module catalog and module assignments to node templates."""

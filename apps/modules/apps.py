@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ModulesConfig(AppConfig):
+    name = "apps.modules"
+    label = "modules"

@@ -1,0 +1,1 @@
+"""Node templates and instances, agent authentication and heartbeats."""

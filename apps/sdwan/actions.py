@@ -1,0 +1,63 @@
+"""Operator actions for SDWAN networks, peers and device access."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.sdwan import selectors, services
+from apps.sdwan.serializers import AccessGrantSerializer, SdwanNetworkSerializer, SdwanPeerSerializer
+from apps.system.registry import action
+from apps.system.schema import name, obj, string, uuid_
+from powernode.actors import Actor
+
+
+@action(
+    "system_sdwan_create_network",
+    permission="system.sdwan_manage",
+    input_schema=obj(
+        required={"name": name("unique network name")},
+        optional={
+            "prefix": string("IPv6 ULA prefix, /64 or shorter; allocated when omitted", max_length=64),
+            "hub_endpoint": string("host:port where peers reach the hub", max_length=255),
+        },
+    ),
+)
+def create_network(*, actor: Actor, name: str, prefix: str | None = None, hub_endpoint: str = "") -> dict[str, Any]:
+    """Create a WireGuard overlay network with its hub key; the hub takes the prefix's ::1."""
+    network = services.network_create(name=name, prefix=prefix, hub_endpoint=hub_endpoint, actor=actor)
+    return {"network": SdwanNetworkSerializer(network).data}
+
+
+@action(
+    "system_sdwan_list_peers",
+    permission="system.sdwan_view",
+    input_schema=obj(required={"network_id": uuid_("SDWAN network id")}),
+    mutates=False,
+)
+def list_peers(*, actor: Actor, network_id: str) -> dict[str, Any]:
+    """The peers of a network with their overlay /128 and public key."""
+    return {"peers": SdwanPeerSerializer(selectors.peer_list(network_id=network_id), many=True).data}
+
+
+@action(
+    "system_sdwan_attach_peer",
+    permission="system.sdwan_manage",
+    input_schema=obj(required={"network_id": uuid_("SDWAN network id"), "node_instance_id": uuid_("instance id")}),
+)
+def attach_peer(*, actor: Actor, network_id: str, node_instance_id: str) -> dict[str, Any]:
+    """Attach an instance to a network: it gets the next free /128."""
+    peer = services.peer_attach(network_id=network_id, node_instance_id=node_instance_id, actor=actor)
+    return {"peer": SdwanPeerSerializer(peer).data}
+
+
+@action(
+    "system_sdwan_create_access_grant",
+    permission="system.sdwan_manage",
+    input_schema=obj(
+        required={"network_id": uuid_("SDWAN network id"), "device_name_hint": name("e.g. ops-laptop")}
+    ),
+)
+def create_access_grant(*, actor: Actor, network_id: str, device_name_hint: str) -> dict[str, Any]:
+    """Give a device (an operator workstation) a peer on the network and its wg-quick config, once."""
+    created = services.access_grant_create(network_id=network_id, device_name_hint=device_name_hint, actor=actor)
+    return {"grant": {**AccessGrantSerializer(created.grant).data, "wireguard_config": created.wireguard_config}}

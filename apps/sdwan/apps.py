@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SdwanConfig(AppConfig):
+    name = "apps.sdwan"
+    label = "sdwan"

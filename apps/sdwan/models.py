@@ -1,0 +1,81 @@
+"""SdwanNetwork, SdwanPeer and AccessGrant."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.nodes.models import NodeInstance
+from powernode.ids import uuid7
+
+
+class SdwanNetwork(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=64, unique=True, help_text="IPv6 ULA prefix, e.g. fd00:abcd:1::/64")
+    hub_endpoint = models.CharField(max_length=255, blank=True, default="", help_text="host:port of the hub")
+    hub_public_key = models.CharField(max_length=60)
+    hub_private_key_encrypted = models.TextField(help_text="the hub's WireGuard key, encrypted at rest")
+    next_host_index = models.BigIntegerField(
+        default=2, help_text="next address offset to hand out (::1 is the hub); never reused"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix})"
+
+
+class SdwanPeer(models.Model):
+    class Kind(models.TextChoices):
+        INSTANCE = "instance"
+        DEVICE = "device"
+        PLATFORM = "platform"
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    network = models.ForeignKey(SdwanNetwork, on_delete=models.CASCADE, related_name="peers")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    node_instance = models.ForeignKey(
+        NodeInstance, null=True, blank=True, on_delete=models.CASCADE, related_name="sdwan_peers"
+    )
+    device_name = models.CharField(max_length=100, blank=True, default="")
+    overlay_address = models.GenericIPAddressField(protocol="IPv6")
+    public_key = models.CharField(max_length=60, blank=True, default="", help_text="WireGuard public key")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["network", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["network", "overlay_address"], name="peer_overlay_unique_in_network"),
+            models.UniqueConstraint(
+                fields=["network", "node_instance"],
+                condition=Q(node_instance__isnull=False),
+                name="peer_instance_once_per_network",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = self.node_instance.name if self.node_instance_id else (self.device_name or self.kind)
+        return f"{who} {self.overlay_address}"
+
+
+class AccessGrant(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    network = models.ForeignKey(SdwanNetwork, on_delete=models.CASCADE, related_name="access_grants")
+    peer = models.OneToOneField(SdwanPeer, on_delete=models.CASCADE, related_name="access_grant")
+    device_name_hint = models.CharField(max_length=100)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.device_name_hint} on {self.network.name}"

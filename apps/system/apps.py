@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class SystemConfig(AppConfig):
+    name = "apps.system"
+    label = "system"
+
+    def ready(self) -> None:
+        from django.utils.module_loading import autodiscover_modules
+
+        import powernode.checks  # noqa: F401  (registers start-up checks)
+
+        # every app declares its operator actions in <app>/actions.py
+        autodiscover_modules("actions")

@@ -1,0 +1,45 @@
+"""Make a fresh platform usable: database, default catalog, local CA, an admin login and token."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.apps import apps as django_apps
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from apps.modules.models import Module
+from apps.system.services import operator_token_create
+
+
+class Command(BaseCommand):
+    help = "Migrate, load the default catalog, make the local CA and an admin user (idempotent)."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--admin", default="admin", help="admin user name (made when missing)")
+
+    def handle(self, *args, admin: str, **options) -> None:
+        call_command("migrate", verbosity=0, interactive=False)
+        if not Module.objects.filter(name="docker-engine").exists():
+            call_command("loaddata", "default_catalog", verbosity=0)
+            self.stdout.write("default catalog loaded (docker-engine live; k3s-server, k3s-agent published)")
+        if django_apps.is_installed("apps.pki"):
+            call_command("pki_init_local_ca", verbosity=0)  # TODO(pki): idempotent when the CA exists
+        from django.conf import settings
+
+        User = get_user_model()
+        password_file = settings.VAR_DIR / "admin_password"
+        if not User.objects.filter(username=admin).exists():
+            password = secrets.token_urlsafe(12)
+            user = User.objects.create_superuser(admin, f"{admin}@localhost", password)
+            user.groups.add(Group.objects.get(name="Platform admins"))
+            password_file.write_text(password + "\n")
+            password_file.chmod(0o600)
+        token_file = settings.VAR_DIR / "operator_token"
+        if not token_file.exists():
+            token_file.write_text(operator_token_create(username=admin, name="setup") + "\n")
+            token_file.chmod(0o600)
+        self.stdout.write(f"admin login: {admin} / password in {password_file}")
+        self.stdout.write(f"operator token for {admin}: in {token_file}")

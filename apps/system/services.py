@@ -1,0 +1,21 @@
+"""Operator accounts and tokens."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from apps.system.models import OperatorToken
+from powernode import tokens
+from powernode.errors import NotFound
+
+
+@transaction.atomic
+def operator_token_create(*, username: str, name: str = "") -> str:
+    """A new Bearer token for an existing user; returns the token (only its hash is kept)."""
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise NotFound(f"No user named {username!r}. Create one with 'manage.py createsuperuser' first.")
+    new = tokens.make_token(tokens.OPERATOR)
+    OperatorToken.objects.create(user=user, prefix=new.prefix, token_hash=new.token_hash, name=name)
+    return new.token

@@ -1,0 +1,14 @@
+"""Top-level routes: the admin and the versioned API."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+handler404 = "apps.system.errors.json_404"
+handler500 = "apps.system.errors.json_500"
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("apps.system.urls")),
+]
