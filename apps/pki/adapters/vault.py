@@ -1,0 +1,406 @@
+"""VaultCaAdapter: signing through a Vault/OpenBao PKI mount with hvac, plus ``bootstrap`` for a fresh server.
+
+Two roles on the intermediate mount: ``node`` (serverAuth, the overlay /128 as the only SAN) and
+``<role>-client`` (clientAuth, no SANs). Both ignore the CSR's CN and SANs (use_csr_* = false), so the
+platform alone decides the subject; we call ``sign``, never ``sign-verbatim``. Every hvac/requests
+exception is translated here into ``CaUnavailableError`` (502), ``InvalidCsrError``/``ValidationError``
+(400) or ``NotFound``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import hvac
+import hvac.exceptions
+import requests
+
+from apps.pki.adapters.base import (
+    USAGES,
+    CaAdapter,
+    CaStatus,
+    IssuedKeypair,
+    SignedCertificate,
+    Usage,
+    canonical_serial,
+    generate_ed25519_key,
+)
+from apps.pki.adapters.csr import validate_csr
+from powernode.errors import ApplicationError, CaUnavailableError, InvalidCsrError, NotFound, ValidationError
+
+T = TypeVar("T")
+
+DEFAULT_MAX_TTL = "8760h"
+# Overlay addresses are IPv6 ULAs; the server role refuses any other IP SAN even if asked.
+DEFAULT_ALLOWED_IP_SANS_CIDR = ("fc00::/7",)
+PLATFORM_POLICY = "powernode-platform"
+
+
+def client_role_name(role: str) -> str:
+    return f"{role}-client"
+
+
+@contextmanager
+def vault_errors(action: str, *, csr: bool = False) -> Iterator[None]:
+    """Translate hvac/requests exceptions into application errors at this edge."""
+    try:
+        yield
+    except ApplicationError:
+        raise
+    except hvac.exceptions.InvalidRequest as exc:
+        message = _vault_message(exc)
+        if csr and "csr" in message.lower():
+            raise InvalidCsrError(f"Vault refused the CSR: {message}", details={"check": "vault"}) from None
+        raise CaUnavailableError(
+            f"Vault refused to {action}: {message}", details={"vault_status": 400, "vault_error": message}
+        ) from None
+    except (hvac.exceptions.VaultError, requests.RequestException, OSError, ValueError) as exc:
+        raise CaUnavailableError(
+            f"Vault could not {action}: {_vault_message(exc)}",
+            details={"vault_error": _vault_message(exc), "error_type": type(exc).__name__},
+        ) from None
+
+
+def _vault_message(exc: BaseException) -> str:
+    errors = getattr(exc, "errors", None)
+    if errors:
+        return "; ".join(str(e) for e in errors)
+    return str(exc) or type(exc).__name__
+
+
+def _ttl(ttl: dt.timedelta) -> str:
+    seconds = int(ttl.total_seconds())
+    if seconds <= 0:
+        raise ValidationError("ttl must be positive", details={"ttl_seconds": ttl.total_seconds()})
+    return f"{seconds}s"
+
+
+class VaultCaAdapter(CaAdapter):
+    """Talks to ``{url}/v1/{pki_mount}``; one hvac client (and HTTP keep-alive session) per thread."""
+
+    name = "VaultCaAdapter"
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        pki_mount: str = "pki_int",
+        role: str = "node",
+        root_mount: str = "pki",
+        timeout: float = 10.0,
+        verify: bool | str = True,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.pki_mount = pki_mount
+        self.role = role
+        self.root_mount = root_mount
+        self.timeout = timeout
+        self.verify = verify
+        self._local = threading.local()
+
+    @property
+    def client(self) -> hvac.Client:
+        # requests.Session is not thread-safe; one per thread still reuses its connection.
+        client = getattr(self._local, "client", None)
+        if client is None:
+            session = requests.Session()
+            # Only the CA bundle given here applies, not REQUESTS_CA_BUNDLE or proxy variables.
+            session.trust_env = False
+            client = hvac.Client(
+                url=self.url, token=self.token, timeout=self.timeout, verify=self.verify, session=session
+            )
+            self._local.client = client
+        return client
+
+    def _call(self, action: str, fn: Callable[[], T], *, csr: bool = False) -> T:
+        with vault_errors(action, csr=csr):
+            return fn()
+
+    # -- signing ----------------------------------------------------------------------------
+    def sign_csr(
+        self, *, csr_pem: str, common_name: str, ip_sans: list[str], usage: Usage, ttl: dt.timedelta
+    ) -> SignedCertificate:
+        validate_csr(csr_pem)
+        if usage not in USAGES:
+            raise ValidationError(f"usage must be one of {', '.join(USAGES)}", details={"usage": usage})
+        if not common_name or len(common_name) > 64:
+            raise ValidationError(
+                "common_name must be 1 to 64 characters", details={"common_name": common_name}
+            )
+        role = self.role if usage == "server" else client_role_name(self.role)
+        # hvac writes into extra_params, so a fresh dict per call (see NOTES.md).
+        params: dict[str, Any] = {
+            "ttl": _ttl(ttl),
+            "format": "pem",
+            "exclude_cn_from_sans": True,  # else Vault adds the CN as a DNS SAN
+        }
+        if ip_sans:
+            params["ip_sans"] = ",".join(ip_sans)
+        csr_text = csr_pem.decode() if isinstance(csr_pem, bytes) else csr_pem
+        response = self._call(
+            "sign the certificate",
+            lambda: self.client.secrets.pki.sign_certificate(
+                name=role, csr=csr_text, common_name=common_name, extra_params=params,
+                mount_point=self.pki_mount,
+            ),
+            csr=True,
+        )
+        data = response["data"]
+        chain = "\n".join(pem.strip() for pem in data.get("ca_chain") or [data["issuing_ca"]]) + "\n"
+        return SignedCertificate.from_pem(data["certificate"].strip() + "\n", chain)
+
+    def issue_keypair(self, *, common_name: str, usage: Usage = "client", ttl: dt.timedelta) -> IssuedKeypair:
+        # The key is made here and only its CSR goes to Vault, so Vault never holds a private key.
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.x509.oid import NameOID
+
+        key, key_pem = generate_ed25519_key()
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64] or "client")]))
+            .sign(key, None)
+            .public_bytes(serialization.Encoding.PEM)
+            .decode()
+        )
+        signed = self.sign_csr(csr_pem=csr, common_name=common_name, ip_sans=[], usage=usage, ttl=ttl)
+        return IssuedKeypair(**signed.__dict__, key_pem=key_pem)
+
+    # -- revocation -------------------------------------------------------------------------
+    def revoke(self, *, serial: str) -> dt.datetime:
+        try:
+            canonical = canonical_serial(serial)  # Vault wants colon hex; plain hex is "not found"
+        except ValueError:
+            raise ValidationError(
+                "serial must be hex (colon, hyphen or plain)", details={"serial": serial}
+            ) from None
+        with vault_errors("revoke the certificate"):
+            try:
+                response = self.client.secrets.pki.revoke_certificate(
+                    serial_number=canonical, mount_point=self.pki_mount
+                )
+            except hvac.exceptions.InvalidRequest as exc:
+                if "not found" in _vault_message(exc).lower():
+                    raise NotFound(
+                        f"This CA never issued serial {canonical}.", details={"serial": canonical}
+                    ) from None
+                raise
+        seconds = (response.get("data") or {}).get("revocation_time") or 0
+        return dt.datetime.fromtimestamp(seconds, tz=dt.UTC) if seconds else dt.datetime.now(dt.UTC)
+
+    # -- publication ------------------------------------------------------------------------
+    def ca_chain_pem(self) -> str:
+        text = self._call(
+            "read the CA chain",
+            lambda: self.client.secrets.pki.read_ca_certificate_chain(mount_point=self.pki_mount),
+        )
+        if not text or "BEGIN CERTIFICATE" not in text:
+            raise CaUnavailableError(
+                f"Vault mount {self.pki_mount} has no CA: run `python manage.py pki_bootstrap_vault`.",
+                details={"pki_mount": self.pki_mount},
+            )
+        return text.strip() + "\n"
+
+    def crl_pem(self) -> str:
+        text = self._call(
+            "read the CRL", lambda: self.client.secrets.pki.read_crl(mount_point=self.pki_mount)
+        )
+        if not isinstance(text, str) or "BEGIN X509 CRL" not in text:
+            raise CaUnavailableError(
+                f"Vault mount {self.pki_mount} returned no CRL.", details={"pki_mount": self.pki_mount}
+            )
+        return text.strip() + "\n"
+
+    def status(self) -> CaStatus:
+        details: dict[str, Any] = {
+            "url": self.url, "pki_mount": self.pki_mount, "role": self.role, "root_mount": self.root_mount,
+        }
+        try:
+            health = self.client.sys.read_health_status(method="GET")
+            if not isinstance(health, dict):  # hvac returns the raw response for 429/5xx health codes
+                health = health.json()
+        except (hvac.exceptions.VaultError, requests.RequestException, OSError, ValueError) as exc:
+            details["error"] = _vault_message(exc)
+            return CaStatus(adapter=self.name, reachable=False, details=details)
+        details.update(
+            version=health.get("version"), sealed=health.get("sealed"), initialized=health.get("initialized")
+        )
+        if health.get("sealed") or not health.get("initialized"):
+            details["error"] = "Vault is sealed or not initialised"
+            return CaStatus(adapter=self.name, reachable=False, details=details)
+        details["mounts"] = {
+            self.pki_mount: self._has_ca(self.pki_mount),
+            self.root_mount: self._has_ca(self.root_mount),
+        }
+        details["roles"] = {r: self._has_role(r) for r in (self.role, client_role_name(self.role))}
+        details["ready"] = bool(details["mounts"][self.pki_mount]) and all(details["roles"].values())
+        return CaStatus(adapter=self.name, reachable=True, details=details)
+
+    def _has_ca(self, mount: str) -> bool | None:
+        """True/False when known; None when the answer is hidden (e.g. the token may not read it)."""
+        try:
+            pem = self.client.secrets.pki.read_ca_certificate(mount_point=mount)
+            return "BEGIN CERTIFICATE" in (pem or "")
+        except hvac.exceptions.InvalidPath:
+            return False
+        except (hvac.exceptions.VaultError, requests.RequestException, OSError, ValueError):
+            return None
+
+    def _has_role(self, role: str) -> bool | None:
+        try:
+            self.client.secrets.pki.read_role(role, mount_point=self.pki_mount)
+            return True
+        except hvac.exceptions.InvalidPath:
+            return False
+        except (hvac.exceptions.VaultError, requests.RequestException, OSError, ValueError):
+            return None
+
+
+def _role_params(*, server: bool, max_ttl: str, allowed_ip_sans_cidr: tuple[str, ...]) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        # The platform passes CN and IP SANs; whatever the CSR asks is ignored.
+        "use_csr_common_name": False,
+        "use_csr_sans": False,
+        # CNs are platform-made ids (host-<uuid>, operator:<name>), not DNS names.
+        "allow_any_name": True,
+        "enforce_hostnames": False,
+        "cn_validations": ["disabled"],
+        "allow_localhost": False,
+        "allow_wildcard_certificates": False,
+        "allow_ip_sans": server,
+        "allowed_uri_sans": [],
+        "allowed_other_sans": [],
+        "key_type": "any",  # Ed25519 CSRs (and ECDSA P-256); "rsa" would refuse them
+        "key_usage": ["DigitalSignature"],
+        "ext_key_usage": [],
+        "server_flag": server,
+        "client_flag": not server,
+        "code_signing_flag": False,
+        "email_protection_flag": False,
+        "max_ttl": max_ttl,
+        "not_before_duration": "30s",
+        "require_cn": True,
+        "no_store": False,  # revocation needs Vault to keep the issued certificates
+        "generate_lease": False,
+    }
+    if server:
+        params["allowed_ip_sans_cidr"] = list(allowed_ip_sans_cidr)
+    return params
+
+
+PLATFORM_POLICY_HCL = """
+# powernode platform token: sign through the constrained roles only; never sign-verbatim.
+path "{pki}/sign/{role}" {{ capabilities = ["create", "update"] }}
+path "{pki}/sign/{role}-client" {{ capabilities = ["create", "update"] }}
+path "{pki}/sign-verbatim" {{ capabilities = ["deny"] }}
+path "{pki}/sign-verbatim/*" {{ capabilities = ["deny"] }}
+path "{pki}/issue/*" {{ capabilities = ["deny"] }}
+path "{pki}/revoke" {{ capabilities = ["create", "update"] }}
+path "{pki}/roles/{role}" {{ capabilities = ["read"] }}
+path "{pki}/roles/{role}-client" {{ capabilities = ["read"] }}
+path "{pki}/cert/*" {{ capabilities = ["read"] }}
+path "{pki}/ca_chain" {{ capabilities = ["read"] }}
+path "{pki}/crl" {{ capabilities = ["read"] }}
+path "{root}/cert/ca" {{ capabilities = ["read"] }}
+path "{kv}/data/powernode/*" {{ capabilities = ["create", "update", "read"] }}
+path "{kv}/metadata/powernode/*" {{ capabilities = ["read", "list"] }}
+"""
+
+
+def _has_roles(client: hvac.Client, mount: str) -> bool:
+    try:
+        client.secrets.pki.list_roles(mount_point=mount)
+        return True
+    except hvac.exceptions.InvalidPath:  # LIST answers 404 while a mount has no roles
+        return False
+
+
+def bootstrap(
+    *,
+    url: str,
+    token: str,
+    pki_mount: str = "pki_int",
+    role: str = "node",
+    root_mount: str = "pki",
+    kv_mount: str = "secret",
+    root_common_name: str = "powernode root CA",
+    intermediate_common_name: str = "powernode intermediate CA",
+    max_ttl: str = DEFAULT_MAX_TTL,
+    allowed_ip_sans_cidr: tuple[str, ...] = DEFAULT_ALLOWED_IP_SANS_CIDR,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """Set up root mount, intermediate mount (signed by the root), roles and the platform policy.
+
+    Idempotent: existing mounts and CAs are kept (never regenerated); roles and the policy are
+    rewritten to the values above each time. Returns what was created and what already existed.
+    Needs a token allowed to manage mounts and policies (the root token on a fresh server).
+    """
+    session = requests.Session()
+    session.trust_env = False
+    client = hvac.Client(url=url.rstrip("/"), token=token, timeout=timeout, session=session)
+    report: dict[str, Any] = {"created": [], "present": []}
+    with vault_errors("bootstrap the PKI"):
+        mounts = client.sys.list_mounted_secrets_engines()
+        mounts = mounts.get("data", mounts)
+        for mount, max_lease in ((root_mount, "87600h"), (pki_mount, "43800h")):
+            if f"{mount}/" in mounts:
+                if mounts[f"{mount}/"].get("type") != "pki":
+                    raise CaUnavailableError(f"Vault mount {mount}/ exists but is not a PKI engine.")
+                report["present"].append(f"mount:{mount}")
+            else:
+                client.sys.enable_secrets_engine("pki", path=mount, config={"max_lease_ttl": max_lease})
+                report["created"].append(f"mount:{mount}")
+
+        root_pem = client.secrets.pki.read_ca_certificate(mount_point=root_mount) or ""
+        if "BEGIN CERTIFICATE" in root_pem:
+            report["present"].append(f"root:{root_mount}")
+        else:
+            response = client.secrets.pki.generate_root(
+                "internal", root_common_name,
+                extra_params={"key_type": "ed25519", "ttl": "87600h"}, mount_point=root_mount,
+            )
+            root_pem = response["data"]["certificate"]
+            report["created"].append(f"root:{root_mount}")
+
+        int_pem = client.secrets.pki.read_ca_certificate(mount_point=pki_mount) or ""
+        if "BEGIN CERTIFICATE" in int_pem:
+            report["present"].append(f"intermediate:{pki_mount}")
+        else:
+            csr = client.secrets.pki.generate_intermediate(
+                "internal", intermediate_common_name,
+                extra_params={"key_type": "ed25519"}, mount_point=pki_mount,
+            )["data"]["csr"]
+            signed = client.secrets.pki.sign_intermediate(
+                csr, intermediate_common_name,
+                extra_params={"ttl": "43800h", "format": "pem", "max_path_length": 0},
+                mount_point=root_mount,
+            )["data"]["certificate"]
+            # Importing the root with it makes ca_chain (and every sign response) carry the full chain.
+            client.secrets.pki.set_signed_intermediate(
+                signed.strip() + "\n" + root_pem.strip() + "\n", mount_point=pki_mount
+            )
+            report["created"].append(f"intermediate:{pki_mount}")
+        # A leaf never outlives its issuer: cap it, as the local CA does, instead of failing.
+        client.adapter.request(
+            "patch", f"/v1/{pki_mount}/issuer/default", json={"leaf_not_after_behavior": "truncate"},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+
+        existing_roles = (client.secrets.pki.list_roles(mount_point=pki_mount) if _has_roles(client, pki_mount)
+                          else {"data": {"keys": []}})["data"]["keys"]
+        for name, server in ((role, True), (client_role_name(role), False)):
+            params = _role_params(server=server, max_ttl=max_ttl, allowed_ip_sans_cidr=allowed_ip_sans_cidr)
+            # A role write replaces every field, so the full parameter set goes every time.
+            client.secrets.pki.create_or_update_role(name, extra_params=params, mount_point=pki_mount)
+            report["present" if name in existing_roles else "created"].append(f"role:{name}")
+
+        policy = PLATFORM_POLICY_HCL.format(pki=pki_mount, role=role, root=root_mount, kv=kv_mount)
+        client.sys.create_or_update_policy(PLATFORM_POLICY, policy)
+        report["policy"] = PLATFORM_POLICY
+    return report
