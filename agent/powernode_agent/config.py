@@ -1,0 +1,158 @@
+"""The agent's settings, layered: defaults < JSON file < environment < command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+WG_BACKENDS = ("auto", "kernel", "wireguard-go")
+DOCKERD_LAUNCH_MODES = ("auto", "systemd", "child")
+# Linux IFNAMSIZ is 16 including the NUL; the agent appends at least 6 hex digits of the network id.
+MAX_WG_PREFIX_LEN = 9
+
+# daemon.json keys that come from the platform and that local extras must never override.
+PROTECTED_DAEMON_KEYS = frozenset({"hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey"})
+
+
+class ConfigError(Exception):
+    """The agent's configuration is incomplete or contradictory."""
+
+
+@dataclass
+class AgentConfig:
+    """Everything the agent needs to know about the platform and the node it runs on."""
+
+    platform_url: str = ""
+    agent_token: str = ""
+    state_dir: Path = Path("/var/lib/powernode-agent")
+    platform_ca_file: str | None = None
+    http_timeout_s: float = 30.0
+    heartbeat_interval_s: float | None = None  # overrides the platform's answer (tests, the lab)
+    wg_interface_prefix: str = "pnwg"
+    wg_backend: str = "auto"
+    wireguard_go_binary: str = "wireguard-go"
+    docker_install_command: str = "apt-get install -y docker.io"
+    dockerd_binary: str = "dockerd"
+    dockerd_launch: str = "auto"
+    dockerd_command_prefix: list[str] = field(default_factory=list)
+    docker_tls_dir: Path = Path("/etc/docker/powernode")
+    daemon_json_path: Path = Path("/etc/docker/daemon.json")
+    daemon_json_extras: dict[str, Any] = field(default_factory=dict)
+    systemd_dropin_path: Path = Path("/etc/systemd/system/docker.service.d/powernode.conf")
+    ready_timeout_s: float = 60.0
+
+    def validate(self, *, need_platform: bool = True) -> None:
+        """Raise ConfigError naming the first setting that cannot work."""
+        if need_platform and not self.platform_url:
+            raise ConfigError("no platform URL: pass --url or set POWERNODE_URL")
+        if need_platform and not self.agent_token:
+            raise ConfigError("no agent token: set POWERNODE_AGENT_TOKEN or pass --token-file")
+        if self.wg_backend not in WG_BACKENDS:
+            raise ConfigError(f"wireguard backend must be one of {', '.join(WG_BACKENDS)}")
+        if self.dockerd_launch not in DOCKERD_LAUNCH_MODES:
+            raise ConfigError(f"dockerd launch mode must be one of {', '.join(DOCKERD_LAUNCH_MODES)}")
+        prefix = self.wg_interface_prefix
+        if not prefix or len(prefix) > MAX_WG_PREFIX_LEN or not all(c.isalnum() or c in "-_" for c in prefix):
+            raise ConfigError(
+                f"wireguard interface prefix {prefix!r} must be 1-{MAX_WG_PREFIX_LEN} letters, digits, - or _"
+            )
+        clash = PROTECTED_DAEMON_KEYS & set(self.daemon_json_extras)
+        if clash:
+            raise ConfigError(
+                f"daemon.json extras may not set {', '.join(sorted(clash))}: the platform owns those keys"
+            )
+        if self.heartbeat_interval_s is not None and self.heartbeat_interval_s <= 0:
+            raise ConfigError("heartbeat interval override must be positive")
+
+
+# setting name -> environment variable. The three documented ones come first.
+ENV_VARS: dict[str, str] = {
+    "platform_url": "POWERNODE_URL",
+    "agent_token": "POWERNODE_AGENT_TOKEN",
+    "state_dir": "POWERNODE_AGENT_STATE_DIR",
+    "agent_token_file": "POWERNODE_AGENT_TOKEN_FILE",
+    "platform_ca_file": "POWERNODE_AGENT_PLATFORM_CA",
+    "heartbeat_interval_s": "POWERNODE_AGENT_HEARTBEAT_INTERVAL",
+    "wg_interface_prefix": "POWERNODE_AGENT_WG_PREFIX",
+    "wg_backend": "POWERNODE_AGENT_WG_BACKEND",
+    "wireguard_go_binary": "POWERNODE_AGENT_WIREGUARD_GO",
+    "docker_install_command": "POWERNODE_AGENT_DOCKER_INSTALL_COMMAND",
+    "dockerd_binary": "POWERNODE_AGENT_DOCKERD",
+    "dockerd_launch": "POWERNODE_AGENT_DOCKERD_LAUNCH",
+    "dockerd_command_prefix": "POWERNODE_AGENT_DOCKERD_PREFIX",
+    "docker_tls_dir": "POWERNODE_AGENT_DOCKER_TLS_DIR",
+    "daemon_json_path": "POWERNODE_AGENT_DAEMON_JSON",
+    "daemon_json_extras": "POWERNODE_AGENT_DAEMON_EXTRAS",
+    "ready_timeout_s": "POWERNODE_AGENT_READY_TIMEOUT",
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a string (env var, flag) or JSON value into the field's type."""
+    if name in {"state_dir", "docker_tls_dir", "daemon_json_path", "systemd_dropin_path"}:
+        return Path(value)
+    if name in {"heartbeat_interval_s", "http_timeout_s", "ready_timeout_s"}:
+        return None if value in (None, "") else float(value)
+    if name == "dockerd_command_prefix":
+        if isinstance(value, str):
+            return shlex.split(value)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise ConfigError("dockerd command prefix must be a string or a list of strings")
+    if name == "daemon_json_extras":
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"daemon.json extras are not valid JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise ConfigError("daemon.json extras must be a JSON object")
+        return dict(value)
+    return value
+
+
+def load_config(
+    *,
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+) -> AgentConfig:
+    """Build an AgentConfig: flags win over the environment, which wins over the JSON file."""
+    env = os.environ if env is None else env
+    flags = flags or {}
+    known = {f.name for f in dataclasses.fields(AgentConfig)} | {"agent_token_file"}
+    layered: dict[str, Any] = {}
+
+    config_file = config_file or env.get("POWERNODE_AGENT_CONFIG")
+    if config_file:
+        try:
+            data = json.loads(Path(config_file).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {config_file} must hold a JSON object")
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
+        layered.update(data)
+    for name, var in ENV_VARS.items():
+        if env.get(var) not in (None, ""):
+            layered[name] = env[var]
+    for name, value in flags.items():
+        if value is not None and name in known:
+            layered[name] = value
+
+    token_file = layered.pop("agent_token_file", None)
+    if token_file and not layered.get("agent_token"):
+        try:
+            layered["agent_token"] = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read token file {token_file}: {exc}") from exc
+
+    return AgentConfig(**{name: _coerce(name, value) for name, value in layered.items()})

@@ -1,0 +1,232 @@
+"""The docker runtime handshake walker: installing -> wants_cert -> wants_config -> ready, resumable.
+
+Each completed step is written to the state directory before the next one starts, so an agent restarted
+mid-handshake resumes where it stopped; re-posting a phase is safe because the platform's phase machine is
+stateless. Decommission (stop, remove, confirm) lives here too: it is the protocol's last phase.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509.oid import NameOID
+
+from . import state as st
+from .docker_runtime import DockerRuntime, parse_tcp_host
+from .platform_api import AgentApiError, PlatformClient
+
+log = logging.getLogger(__name__)
+
+# Local steps in order; all but "configured" are also protocol phases.
+STEPS = ("none", "installing", "wants_cert", "wants_config", "configured", "ready")
+
+
+class HandshakeFailed(Exception):
+    """The walk stopped on an error; ``failed`` was posted (when the platform could be reached)."""
+
+
+def generate_key_pem() -> bytes:
+    """A new Ed25519 private key (PKCS#8 PEM). It stays on this node."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def build_csr_pem(key_pem: bytes, common_name: str) -> str:
+    """CSR signed by the Ed25519 key, CN = instance id (the platform sets CN and SAN itself anyway)."""
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise TypeError("the docker key in the state directory is not Ed25519")
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .sign(key, None)
+    )
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def step_index(step: str | None) -> int:
+    return STEPS.index(step) if step in STEPS else 0
+
+
+def runtime_report(store: st.StateStore) -> dict[str, Any]:
+    """What the heartbeat says about the docker runtime: the last phase posted, and the version when ready."""
+    data = store.load()
+    report: dict[str, Any] = {"phase": data.get("docker_phase", "none")}
+    if report["phase"] == "ready" and data.get("docker_version"):
+        report["version"] = data["docker_version"]
+    return report
+
+
+class HandshakeWalker:
+    """Walks the phases for one instance, persisting progress after each step."""
+
+    def __init__(
+        self,
+        client: PlatformClient,
+        runtime: DockerRuntime,
+        store: st.StateStore,
+        *,
+        instance_id: str,
+        overlay_addresses: Iterable[str] | None = None,
+    ) -> None:
+        self.client = client
+        self.runtime = runtime
+        self.store = store
+        self.instance_id = instance_id
+        self.overlay_addresses = None if overlay_addresses is None else list(overlay_addresses)
+
+    def _step(self) -> int:
+        return step_index(self.store.load().get("docker_step"))
+
+    def _done(self, step: str, **extra: Any) -> None:
+        phase = step if step != "configured" else "wants_config"
+        self.store.update(docker_step=step, docker_phase=phase, docker_error=None, **extra)
+
+    def walk(self) -> str:
+        """Run every step not yet done; returns the engine version once ``ready`` is posted."""
+        self.store.ensure()
+        current = "none"
+        try:
+            if self._step() < step_index("installing"):
+                current = "installing"
+                self._installing()
+            if self._step() < step_index("wants_cert"):
+                current = "wants_cert"
+                self._wants_cert()
+            if self._step() < step_index("wants_config"):
+                current = "wants_config"
+                self._wants_config()
+            if self._step() < step_index("configured"):
+                current = "configure"
+                self._configure()
+            if self._step() < step_index("ready"):
+                current = "start"
+                return self._start_and_ready()
+            return str(self.store.load().get("docker_version", ""))
+        except Exception as exc:
+            self._fail(current, exc)
+            raise HandshakeFailed(f"{current}: {exc}") from exc
+
+    def restart_daemon(self) -> str:
+        """dockerd died after ``ready``: start it again and re-post ``ready``."""
+        data = self.store.load()
+        if step_index(data.get("docker_step")) >= step_index("configured"):
+            self.store.update(docker_step="configured")
+        return self.walk()
+
+    # steps
+    def _installing(self) -> None:
+        self.client.handshake("installing")
+        log.info("handshake: posted installing")
+        if self.runtime.ensure_installed():
+            log.info("handshake: dockerd installed")
+        self._done("installing")
+
+    def _wants_cert(self) -> None:
+        key_pem = self.store.read(st.DOCKER_KEY)
+        if key_pem is None:
+            # Saved before posting: a crash after the post reuses this key instead of orphaning a cert.
+            key_pem = generate_key_pem()
+            self.store.write(st.DOCKER_KEY, key_pem)
+        answer = self.client.handshake("wants_cert", csr_pem=build_csr_pem(key_pem, self.instance_id))
+        for field in ("host_id", "cert_pem", "chain_pem"):
+            if not isinstance(answer.get(field), str) or not answer[field]:
+                raise AgentApiError("BadPlatformAnswer", f"wants_cert answer lacks {field}")
+        x509.load_pem_x509_certificate(answer["cert_pem"].encode())
+        self.store.write(st.DOCKER_CERT, answer["cert_pem"])
+        self.store.write(st.DOCKER_CHAIN, answer["chain_pem"])
+        self._done("wants_cert", host_id=answer["host_id"])
+        log.info("handshake: posted wants_cert, got a certificate for %s", answer["host_id"])
+
+    def _wants_config(self) -> None:
+        answer = self.client.handshake("wants_config")
+        config = answer.get("daemon_config")
+        if not isinstance(config, dict):
+            raise AgentApiError("BadPlatformAnswer", "wants_config answer lacks daemon_config")
+        self.store.write(st.DAEMON_CONFIG, json.dumps(config))
+        extra = {"host_id": answer["host_id"]} if answer.get("host_id") else {}
+        self._done("wants_config", **extra)
+        log.info("handshake: posted wants_config, got daemon_config for %s", config.get("hosts"))
+
+    def _configure(self) -> None:
+        key_pem, cert_pem, chain_pem = (
+            self.store.read(n) for n in (st.DOCKER_KEY, st.DOCKER_CERT, st.DOCKER_CHAIN)
+        )
+        raw_config = self.store.read(st.DAEMON_CONFIG)
+        if key_pem is None or cert_pem is None or chain_pem is None or raw_config is None:
+            # Someone removed files under us: start over from the certificate.
+            self.store.update(docker_step="installing")
+            raise RuntimeError("TLS material or daemon_config missing from the state directory")
+        self.runtime.write_tls(key_pem=key_pem, cert_pem=cert_pem, chain_pem=chain_pem)
+        self.runtime.write_daemon_json(json.loads(raw_config))
+        self.runtime.validate(allowed_addresses=self.overlay_addresses)
+        self._done("configured")
+
+    def _start_and_ready(self) -> str:
+        config = json.loads(self.store.read(st.DAEMON_CONFIG) or b"{}")
+        address, _port = parse_tcp_host((config.get("hosts") or [""])[0])
+        chain_pem = (self.store.read(st.DOCKER_CHAIN) or b"").decode()
+        self.runtime.start()
+        try:
+            version = self.runtime.wait_ready(str(address), chain_pem)
+        except Exception:
+            # A daemon that never became reachable the right way must not keep running half-configured.
+            self.runtime.stop()
+            raise
+        answer = self.client.handshake("ready", version=version)
+        self._done(
+            "ready",
+            docker_version=version,
+            **({"host_id": answer["host_id"]} if answer.get("host_id") else {}),
+        )
+        log.info("handshake: posted ready (engine %s)", version)
+        return version
+
+    def _fail(self, step: str, exc: Exception) -> None:
+        message = f"{step}: {exc}"
+        log.error("handshake: %s failed: %s", step, exc)
+        data = self.store.load()
+        if step_index(data.get("docker_step")) >= step_index("wants_config"):
+            # Fetch daemon_config again on the retry: the platform may have fixed what broke.
+            data["docker_step"] = "wants_cert"
+        data.update(docker_phase="failed", docker_error=message[:2000])
+        self.store.save(data)
+        try:
+            self.client.handshake("failed", error=message[:2000])
+            log.info("handshake: posted failed")
+        except AgentApiError as post_exc:
+            log.error("handshake: could not post failed: %s", post_exc)
+
+
+def decommission(
+    client: PlatformClient, runtime: DockerRuntime, store: st.StateStore, *, host_id: str | None
+) -> None:
+    """Stop dockerd, remove key, cert, chain and daemon.json, then confirm with phase ``decommissioned``.
+
+    Safe to repeat: the platform keeps ordering decommission until it has the confirmation.
+    """
+    data = store.load()
+    host_id = host_id or data.get("host_id")
+    runtime.stop()
+    removed = runtime.remove_files()
+    log.info("decommission: dockerd stopped, removed %d files", len(removed))
+    store.update(docker_step="none", docker_version=None)
+    try:
+        client.handshake("decommissioned", host_id=host_id)
+    except AgentApiError as exc:
+        if not exc.is_conflict:
+            raise
+        # 409: the platform already has this host as decommissioned (our earlier confirmation got through).
+        log.info("decommission: platform already had %s decommissioned (%s)", host_id, exc.message)
+    store.update(
+        docker_phase="decommissioned", host_id=None, docker_error=None, decommissioned_host_id=host_id
+    )
+    log.info("decommission: posted decommissioned for %s", host_id)
