@@ -286,6 +286,7 @@ def _role_params(*, server: bool, max_ttl: str, allowed_ip_sans_cidr: tuple[str,
         "max_ttl": max_ttl,
         "not_before_duration": "30s",
         "require_cn": True,
+        "basic_constraints_valid_for_non_ca": True,  # leaves say CA:FALSE explicitly
         "no_store": False,  # revocation needs Vault to keep the issued certificates
         "generate_lease": False,
     }

@@ -1,0 +1,1 @@
+"""Tests of the internal CA: adapter contract, Vault faults, services, CRL endpoint."""

@@ -1,0 +1,68 @@
+"""LocalCaAdapter specifics: init refuses to overwrite, rotation, a missing CA, state files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import stat
+from pathlib import Path
+
+import pytest
+
+from apps.pki.adapters.local import LocalCaAdapter, init_local_ca
+from powernode.errors import CaUnavailableError, ConflictError
+from tests.pki.helpers import make_csr, openssl_verify, split_pems
+
+HOUR = dt.timedelta(hours=1)
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    ca_dir = tmp_path / "pki"
+    first = init_local_ca(ca_dir)
+    before = (ca_dir / "root.pem").read_bytes()
+    with pytest.raises(ConflictError) as info:
+        init_local_ca(ca_dir)
+    assert "force" in info.value.message
+    assert (ca_dir / "root.pem").read_bytes() == before
+    assert first["root_subject"] == "CN=powernode local root CA"
+    # Private keys are readable by the owner only.
+    for name in ("root.key.pem", "intermediate.key.pem"):
+        assert stat.S_IMODE((ca_dir / name).stat().st_mode) == 0o600
+    assert stat.S_IMODE(ca_dir.stat().st_mode) == 0o700
+
+
+def test_rotation_with_force_replaces_the_chain_and_its_state(tmp_path: Path) -> None:
+    ca_dir = tmp_path / "pki"
+    init_local_ca(ca_dir)
+    adapter = LocalCaAdapter(ca_dir)
+    old = adapter.sign_csr(csr_pem=make_csr(), common_name="host-a", ip_sans=["fd00::1"], usage="server", ttl=HOUR)
+    adapter.revoke(serial=old.serial)
+    old_chain = adapter.ca_chain_pem()
+
+    init_local_ca(ca_dir, force=True)
+    new_chain = adapter.ca_chain_pem()  # the same adapter object notices the new files
+    assert split_pems(new_chain)[1] != split_pems(old_chain)[1]
+    assert openssl_verify(old.cert_pem, new_chain, purpose="sslserver").returncode != 0
+    assert not (ca_dir / "revoked.json").exists()
+    new = adapter.sign_csr(csr_pem=make_csr(), common_name="host-a", ip_sans=["fd00::1"], usage="server", ttl=HOUR)
+    assert openssl_verify(new.cert_pem, new_chain, purpose="sslserver").returncode == 0
+
+
+def test_missing_ca_is_unavailable_and_status_says_so(tmp_path: Path) -> None:
+    adapter = LocalCaAdapter(tmp_path / "nothing-here")
+    with pytest.raises(CaUnavailableError) as info:
+        adapter.sign_csr(csr_pem=make_csr(), common_name="host-a", ip_sans=["fd00::1"], usage="server", ttl=HOUR)
+    assert "pki_init_local_ca" in info.value.message
+    assert info.value.status_code == 502
+    status = adapter.status()
+    assert status.reachable is False
+    assert "pki_init_local_ca" in status.details["error"]
+
+
+def test_revocations_persist_across_adapter_instances(tmp_path: Path) -> None:
+    ca_dir = tmp_path / "pki"
+    init_local_ca(ca_dir)
+    issued = LocalCaAdapter(ca_dir).issue_keypair(common_name="operator:bob", ttl=HOUR)
+    LocalCaAdapter(ca_dir).revoke(serial=issued.serial)
+    assert issued.serial in LocalCaAdapter(ca_dir).revoked_serials()
+    # No temp files left behind by the atomic writes.
+    assert not [p for p in ca_dir.iterdir() if p.name.startswith(".revoked")]

@@ -1,0 +1,124 @@
+"""VaultCaAdapter specifics against a real OpenBao: bootstrap, the platform policy, faults."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import hvac
+import hvac.exceptions
+import pytest
+
+from apps.pki.adapters.vault import PLATFORM_POLICY, VaultCaAdapter, bootstrap
+from apps.pki.openbao_dev import OpenBaoServer, free_port
+from powernode.errors import CaUnavailableError
+from tests.pki.helpers import ip_sans, load_cert, make_csr, openssl_verify
+
+pytestmark = pytest.mark.vault
+
+HOUR = dt.timedelta(hours=1)
+OVERLAY = "fd00:abcd:2::7"
+
+
+def sign(adapter: VaultCaAdapter):
+    return adapter.sign_csr(csr_pem=make_csr(), common_name="host-v", ip_sans=[OVERLAY], usage="server", ttl=HOUR)
+
+
+def test_bootstrap_is_safe_to_run_twice(openbao: OpenBaoServer) -> None:
+    adapter = VaultCaAdapter(openbao.url, openbao.token)
+    chain_before = adapter.ca_chain_pem()
+    report = bootstrap(url=openbao.url, token=openbao.token)
+    assert report["created"] == []
+    assert set(report["present"]) >= {"mount:pki", "mount:pki_int", "root:pki", "intermediate:pki_int",
+                                      "role:node", "role:node-client"}
+    assert adapter.ca_chain_pem() == chain_before  # the CA was kept, not regenerated
+    role = hvac.Client(openbao.url, token=openbao.token).secrets.pki.read_role("node", mount_point="pki_int")["data"]
+    assert role["use_csr_common_name"] is False and role["use_csr_sans"] is False
+    assert role["key_type"] == "any" and role["server_flag"] is True and role["client_flag"] is False
+
+
+def test_bootstrap_on_a_fresh_server_then_sign(tmp_path) -> None:
+    with OpenBaoServer(tmp_path) as server:
+        report = bootstrap(url=server.url, token=server.token, pki_mount="ca_int", root_mount="ca_root")
+        assert "intermediate:ca_int" in report["created"]
+        adapter = VaultCaAdapter(server.url, server.token, pki_mount="ca_int", root_mount="ca_root")
+        assert adapter.status().details["ready"] is True
+        signed = sign(adapter)
+        assert openssl_verify(signed.cert_pem, signed.chain_pem, purpose="sslserver").returncode == 0
+
+
+def test_platform_policy_token_signs_but_cannot_sign_verbatim(openbao: OpenBaoServer) -> None:
+    root = hvac.Client(openbao.url, token=openbao.token)
+    token = root.auth.token.create(policies=[PLATFORM_POLICY], no_default_policy=False, ttl="10m")["auth"][
+        "client_token"
+    ]
+    adapter = VaultCaAdapter(openbao.url, token)
+    signed = sign(adapter)
+    assert ip_sans(load_cert(signed.cert_pem)) == [OVERLAY]
+    adapter.revoke(serial=signed.serial)
+    assert "BEGIN X509 CRL" in adapter.crl_pem()
+    limited = hvac.Client(openbao.url, token=token)
+    with pytest.raises(hvac.exceptions.Forbidden):
+        limited.write("pki_int/sign-verbatim/node", csr=make_csr(), common_name="anything")
+    with pytest.raises(hvac.exceptions.Forbidden):
+        limited.write("pki_int/roles/node", allow_any_name=True, use_csr_sans=True)
+
+
+def test_bad_token_is_ca_unavailable(openbao: OpenBaoServer) -> None:
+    adapter = VaultCaAdapter(openbao.url, "not-a-token")
+    with pytest.raises(CaUnavailableError) as info:
+        sign(adapter)
+    assert info.value.status_code == 502
+
+
+def test_nothing_listening_is_ca_unavailable_and_status_does_not_raise() -> None:
+    adapter = VaultCaAdapter(f"http://127.0.0.1:{free_port()}", "token", timeout=2)
+    with pytest.raises(CaUnavailableError):
+        sign(adapter)
+    status = adapter.status()
+    assert status.adapter == "VaultCaAdapter" and status.reachable is False
+    assert status.details["error"]
+
+
+def test_openbao_stopped_mid_test_then_restarted(openbao_persistent: OpenBaoServer) -> None:
+    server = openbao_persistent
+    adapter = VaultCaAdapter(server.url, server.token, timeout=5)
+    before = sign(adapter)
+    chain = adapter.ca_chain_pem()
+
+    server.stop()
+    try:
+        for call in (
+            lambda: sign(adapter),
+            lambda: adapter.issue_keypair(common_name="platform:host-v", ttl=HOUR),
+            lambda: adapter.revoke(serial=before.serial),
+            adapter.crl_pem,
+            adapter.ca_chain_pem,
+        ):
+            with pytest.raises(CaUnavailableError) as info:
+                call()
+            assert info.value.status_code == 502
+        status = adapter.status()
+        assert status.reachable is False
+    finally:
+        server.start()
+
+    # Same adapter object, same CA after the restart: signing and revocation work again.
+    after = sign(adapter)
+    assert adapter.ca_chain_pem() == chain
+    assert openssl_verify(after.cert_pem, chain, purpose="sslserver").returncode == 0
+    adapter.revoke(serial=before.serial)
+    assert adapter.status().reachable is True
+
+
+def test_sealed_openbao_is_unreachable_in_status(openbao_persistent: OpenBaoServer) -> None:
+    server = openbao_persistent
+    client = hvac.Client(server.url, token=server.token)
+    client.sys.seal()
+    try:
+        adapter = VaultCaAdapter(server.url, server.token)
+        assert adapter.status().reachable is False
+        with pytest.raises(CaUnavailableError):
+            sign(adapter)
+    finally:
+        server.restart()  # start() unseals
+    assert sign(VaultCaAdapter(server.url, server.token)).serial
