@@ -1,0 +1,207 @@
+"""``Lab``: composes the primitives into machines on one host — the platform namespace (hub,
+registry, later the server), node and workstation namespaces cabled to it by ULA veth links.
+
+Underlay: ``<underlay>::1/128`` is the platform's service address (registry, hub endpoints, server);
+host N is cabled to the platform by ``<underlay>:N::/64`` (platform ::1, host ::2) and routes the
+whole underlay /48 through it. The platform forwards only inside an overlay network, so hosts never
+reach each other over the underlay.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.dockerd import DockerdTls, LabDockerd
+from lab.hub import Hub, HubNetwork
+from lab.image import build_and_push
+from lab.netns import Netns, add_route, check_ifname, connect
+from lab.pki import LabCa
+from lab.proc import LabError, write_private
+from lab.registry import REGISTRY_NAME, LabRegistry
+from lab.teardown import down, lab_dir
+from lab.wireguard import WgInterface, WgKey, render_wg_quick, spoke_up
+
+UNDERLAY = "fd70:6e6c:6162::/48"  # "pnlab" in the ULA global ID
+HUB_BASE_PORT = 51820
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{1,5}-$")
+
+
+@dataclass
+class LabHost:
+    """A machine of the lab: its namespace and its underlay address."""
+
+    role: str
+    ns: Netns
+    underlay_address: str
+    platform_side_address: str
+
+
+class Lab:
+    """One lab instance; every name it makes starts with ``prefix``. Use as a context manager."""
+
+    def __init__(self, prefix: str, *, underlay: str = UNDERLAY) -> None:
+        if not _PREFIX_RE.match(prefix):
+            raise LabError(f"lab prefix must look like 'pnlab-' (2-6 lowercase letters/digits then '-'): {prefix!r}")
+        self.prefix = prefix
+        self.dir: Path = lab_dir(prefix)
+        self.underlay = ipaddress.IPv6Network(underlay)
+        self.service_address = str(self.underlay[1])
+        self.platform = Netns(f"{prefix}platform")
+        self.hub = Hub(self.platform, endpoint_address=self.service_address, workdir=self.dir / "hub")
+        self.hosts: dict[str, LabHost] = {}
+        self.spokes: dict[tuple[str, str], WgInterface] = {}
+        self.dockerds: dict[str, LabDockerd] = {}
+        self.registry: LabRegistry | None = None
+        self.registry_ca_pem: str | None = None
+        self.image_ref: str | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def up(self) -> Lab:
+        """Create the platform namespace with its service address; the hub's firewall comes with
+        its first network."""
+        if self.platform.exists() or self.dir.exists():
+            raise LabError(f"a lab with prefix {self.prefix} exists already: "
+                           f"`python -m lab down --prefix {self.prefix}`")
+        self.dir.mkdir(mode=0o700, parents=True)
+        self.platform.create()
+        self.platform.add_address("lo", f"{self.service_address}/128")
+        # The platform routes between overlay hosts (hub); nft's forward chain decides what passes.
+        self.platform.sysctl("net.ipv6.conf.all.forwarding", "1")
+        return self
+
+    def close(self) -> dict[str, list[str]]:
+        """Stop everything in order, then sweep by prefix; returns leftovers (empty when clean)."""
+        errors: list[str] = []
+        for dockerd in list(self.dockerds.values()):
+            _try(dockerd.stop, errors)
+        if self.registry:
+            _try(self.registry.stop, errors)
+        for spoke in list(self.spokes.values()):
+            _try(spoke.stop, errors)
+        _try(self.hub.stop, errors)
+        self.dockerds.clear()
+        self.spokes.clear()
+        left = down(self.prefix)
+        if errors:
+            left["errors"] = errors
+        return left
+
+    def __enter__(self) -> Lab:
+        return self.up()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- machines and cables -------------------------------------------------------------------
+    def add_host(self, role: str) -> LabHost:
+        """A new namespace ``<prefix><role>`` cabled to the platform over its own ULA /64."""
+        if role in self.hosts:
+            raise LabError(f"host {role} exists")
+        index = len(self.hosts) + 1
+        ns = Netns(f"{self.prefix}{role}").create()
+        subnet = f"{self.underlay.network_address + (index << 64)}/64"
+        link = connect(self.platform, check_ifname(f"{self.prefix}u{index}"), ns, "uplink", subnet)
+        add_route(ns, str(self.underlay), via=link.a_address)
+        host = LabHost(role, ns, link.b_address, link.a_address)
+        self.hosts[role] = host
+        return host
+
+    def add_network(self, name: str, prefix: str) -> HubNetwork:
+        """A network on the hub: interface ``<prefix>h<name>``, listening on the service address."""
+        port = HUB_BASE_PORT + len(self.hub.networks)
+        return self.hub.add_network(name, prefix=prefix, ifname=check_ifname(f"{self.prefix}h{name}"),
+                                    listen_port=port)
+
+    def spoke_config(self, network: str, *, key: WgKey, overlay_address: str,
+                     extra_allowed_ips: Sequence[str] = ()) -> str:
+        """The wg-quick config a spoke of ``network`` gets (same shape as an access grant's)."""
+        hub_net = self.hub.networks[network]
+        return render_wg_quick(
+            private_key=key.private, address=f"{overlay_address}/128", peer_public_key=hub_net.public_key,
+            endpoint=hub_net.endpoint, allowed_ips=[hub_net.prefix, *extra_allowed_ips],
+        )
+
+    def join(self, role: str, network: str, overlay_address: str, *,
+             extra_allowed_ips: Sequence[str] = ()) -> WgInterface:
+        """Make host ``role`` a spoke of ``network`` at ``overlay_address`` (hub peer + spoke interface).
+
+        ``extra_allowed_ips`` lets a test build a spoke that claims more than its network (the intruder).
+        """
+        key = WgKey.generate()
+        self.hub.set_peer(network, public_key=key.public, overlay_address=overlay_address)
+        config = self.spoke_config(network, key=key, overlay_address=overlay_address,
+                                   extra_allowed_ips=extra_allowed_ips)
+        return self.join_with_config(role, network, config)
+
+    def join_with_config(self, role: str, network: str, config_text: str) -> WgInterface:
+        """Bring up a spoke from a wg-quick config (e.g. an access grant's); the hub must know its key."""
+        host = self.hosts[role]
+        ifname = check_ifname(f"{self.prefix}{role[:4]}{network}")
+        iface = spoke_up(host.ns, ifname, config_text, self.dir / "spokes")
+        self.spokes[(role, network)] = iface
+        return iface
+
+    # --- registry, image, dockerd ----------------------------------------------------------------
+    def start_registry(self, ca: LabCa) -> LabRegistry:
+        """The image registry on the platform's service address, TLS certificate from ``ca``."""
+        tls = ca.issue_server(REGISTRY_NAME, dns=[REGISTRY_NAME], ips=[self.service_address])
+        registry = LabRegistry(self.platform, self.dir / "registry", self.service_address, tls=tls)
+        self.registry = registry.start()
+        self.registry_ca_pem = ca.ca_pem
+        return registry
+
+    def dockerd(self, role: str, *, tcp_hosts: Sequence[str] = (), tls: DockerdTls | None = None,
+                unix_socket: bool = False, bip: str | None = "198.18.0.1/24") -> LabDockerd:
+        """A (not yet started) dockerd in host ``role`` that resolves and trusts the lab registry."""
+        ns = self.platform if role == "platform" else self.hosts[role].ns
+        name = f"{self.prefix}d{role}"
+        hosts_entries, registry_cas = {}, {}
+        if self.registry and self.registry_ca_pem:
+            hosts_entries[self.registry.name] = self.service_address
+            registry_cas[self.registry.host] = self.registry_ca_pem
+        dockerd = LabDockerd(
+            ns, name, self.dir / f"dockerd-{role}", tcp_hosts=list(tcp_hosts), unix_socket=unix_socket,
+            tls=tls, bip=bip, hosts_entries=hosts_entries, registry_cas=registry_cas,
+        )
+        self.dockerds[role] = dockerd
+        return dockerd
+
+    def build_image(self) -> str:
+        """Build the busybox httpd image with a throwaway dockerd in the platform namespace and push
+        it to the registry; returns the image reference."""
+        if not self.registry:
+            raise LabError("start the registry first")
+        builder = self.dockerd("platform", unix_socket=True, bip=None)
+        builder.start()
+        try:
+            self.image_ref = build_and_push(builder.socket_path, self.registry.host)
+        finally:
+            builder.remove()
+            self.dockerds.pop("platform", None)
+        return self.image_ref
+
+    # --- probes ------------------------------------------------------------------------------------
+    def curl(self, role: str, url: str, *, ca_pem: str | None = None, cert_pem: str | None = None,
+             key_pem: str | None = None, max_time: float = 5) -> subprocess.CompletedProcess[str]:
+        """curl from host ``role`` (``platform`` too); check=False: callers look at returncode."""
+        ns = self.platform if role == "platform" else self.hosts[role].ns
+        argv = ["curl", "-sS", "--max-time", str(max_time), "-g"]
+        tmp = self.dir / "curl" / role
+        if ca_pem:
+            argv += ["--cacert", str(write_private(tmp / "ca.pem", ca_pem))]
+        if cert_pem and key_pem:
+            argv += ["--cert", str(write_private(tmp / "cert.pem", cert_pem)),
+                     "--key", str(write_private(tmp / "key.pem", key_pem))]
+        return ns.run(*argv, url, check=False, timeout=max_time + 10)
+
+
+def _try(step: object, errors: list[str]) -> None:
+    try:
+        step()  # type: ignore[operator]
+    except Exception as exc:  # noqa: BLE001 - teardown keeps going and reports
+        errors.append(f"{getattr(step, '__qualname__', step)}: {exc}")
