@@ -1,4 +1,4 @@
-"""Signs 1,000 Ed25519 CSRs with LocalCaAdapter and with VaultCaAdapter (its own OpenBao) and prints signatures/s.
+"""Signs 1,000 Ed25519 CSRs with LocalCaAdapter and VaultCaAdapter (its own OpenBao); prints signatures/s.
 
 Run: ``.venv/bin/python bench/bench_ca_sign.py [--count N] [--threads T]``. Targets: local >= 500/s,
 Vault >= 100/s. CSRs are made before the clock starts; each signature includes the CSR checks.
@@ -33,9 +33,11 @@ def make_csrs(count: int) -> list[str]:
     csrs = []
     for i in range(count):
         key = ed25519.Ed25519PrivateKey.generate()
-        csr = x509.CertificateSigningRequestBuilder().subject_name(
-            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"agent-{i}")])
-        ).sign(key, None)
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"agent-{i}")]))
+            .sign(key, None)
+        )
         csrs.append(csr.public_bytes(serialization.Encoding.PEM).decode())
     return csrs
 
@@ -68,16 +70,23 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-ca-") as tmp:
         init_local_ca(Path(tmp) / "pki")
         local_rate = run(LocalCaAdapter(Path(tmp) / "pki"), csrs, 1)
-        print(f"LocalCaAdapter : {local_rate:8.1f} signatures/s  ({args.count} CSRs, 1 thread; target >= 500)")
+        print(
+            f"LocalCaAdapter : {local_rate:8.1f} signatures/s  ({args.count} CSRs, 1 thread; target >= 500)"
+        )
         with OpenBaoServer(Path(tmp) / "openbao") as server:
             bootstrap(url=server.url, token=server.token)
             vault = VaultCaAdapter(server.url, server.token)
             vault_rate = run(vault, csrs, 1)
-            print(f"VaultCaAdapter : {vault_rate:8.1f} signatures/s  ({args.count} CSRs, 1 thread, keep-alive "
-                  "session; target >= 100)")
+            print(
+                f"VaultCaAdapter : {vault_rate:8.1f} signatures/s  ({args.count} CSRs, 1 thread, keep-alive "
+                "session; target >= 100)"
+            )
             if args.threads > 1:
                 threaded = run(vault, csrs, args.threads)
-                print(f"VaultCaAdapter : {threaded:8.1f} signatures/s  ({args.count} CSRs, {args.threads} threads)")
+                print(
+                    f"VaultCaAdapter : {threaded:8.1f} signatures/s  "
+                    f"({args.count} CSRs, {args.threads} threads)"
+                )
     ok = local_rate >= 500 and vault_rate >= 100
     print("targets met" if ok else "TARGET MISSED")
     return 0 if ok else 1

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apps.nodes",
     "apps.modules",
     "apps.sdwan",
+    "apps.pki",
     "apps.system",
 ]
 
@@ -144,3 +145,13 @@ LOGGING = {
 POWERNODE_ENCRYPTION_KEY = env.str("POWERNODE_ENCRYPTION_KEY", default="")
 
 FIXTURE_DIRS = [BASE_DIR / "fixtures"]
+
+# Internal CA (apps.pki): Vault/OpenBao when VAULT_ADDR and VAULT_TOKEN are set, else the local CA files.
+VAULT_ADDR = env.str("VAULT_ADDR", default="")
+VAULT_TOKEN = env.str("VAULT_TOKEN", default="")
+VAULT_PKI_MOUNT = env.str("VAULT_PKI_MOUNT", default="pki_int")
+VAULT_PKI_ROLE = env.str("VAULT_PKI_ROLE", default="node")
+VAULT_PKI_ROOT_MOUNT = env.str("VAULT_PKI_ROOT_MOUNT", default="pki")
+VAULT_KV_MOUNT = env.str("VAULT_KV_MOUNT", default="secret")
+VAULT_TIMEOUT = env.float("VAULT_TIMEOUT", default=10.0)
+PKI_LOCAL_CA_DIR = Path(env.str("PKI_LOCAL_CA_DIR", default=str(VAR_DIR / "pki")))

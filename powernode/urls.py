@@ -10,5 +10,6 @@ handler500 = "apps.system.errors.json_500"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api/v1/pki/", include("apps.pki.urls")),
     path("api/v1/", include("apps.system.urls")),
 ]

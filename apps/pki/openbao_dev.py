@@ -72,8 +72,12 @@ class OpenBaoServer:
             cmd = [bao_binary(), "server", f"-config={config}"]
         else:
             cmd = [
-                bao_binary(), "server", "-dev", f"-dev-root-token-id={self.token}",
-                f"-dev-listen-address=127.0.0.1:{self.port}", "-dev-no-store-token",
+                bao_binary(),
+                "server",
+                "-dev",
+                f"-dev-root-token-id={self.token}",
+                f"-dev-listen-address=127.0.0.1:{self.port}",
+                "-dev-no-store-token",
             ]
         with open(self._log, "ab") as log:  # the child keeps its own copy of the descriptor
             self._proc = subprocess.Popen(

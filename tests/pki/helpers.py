@@ -14,7 +14,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 def make_csr(
-    *, key_type: str = "ed25519", common_name: str = "requested-by-agent", sans: list[x509.GeneralName] | None = None
+    *,
+    key_type: str = "ed25519",
+    common_name: str = "requested-by-agent",
+    sans: list[x509.GeneralName] | None = None,
 ) -> str:
     if key_type == "ed25519":
         key, algorithm = ed25519.Ed25519PrivateKey.generate(), None
@@ -110,5 +113,10 @@ def openssl_verify(
 def openssl_text(cert_pem: str) -> str:
     """``openssl x509 -text`` of the certificate, for checks made by a second implementation."""
     return subprocess.run(
-        ["openssl", "x509", "-noout", "-text"], input=cert_pem, capture_output=True, text=True, check=True, timeout=30
+        ["openssl", "x509", "-noout", "-text"],
+        input=cert_pem,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     ).stdout

@@ -72,12 +72,17 @@ def test_serial_and_validity_are_reported_in_canonical_form(ca_adapter: CaAdapte
     assert signed.serial == format_serial(cert.serial_number)
     assert signed.not_before == cert.not_valid_before_utc <= before
     assert signed.not_after == cert.not_valid_after_utc
-    assert before + HOUR - dt.timedelta(minutes=2) <= signed.not_after <= before + HOUR + dt.timedelta(minutes=2)
+    assert (
+        before + HOUR - dt.timedelta(minutes=2) <= signed.not_after <= before + HOUR + dt.timedelta(minutes=2)
+    )
 
 
 def test_ttl_above_the_maximum_is_capped(ca_adapter: CaAdapter) -> None:
     signed = ca_adapter.sign_csr(
-        csr_pem=make_csr(), common_name="host-cap", ip_sans=[OVERLAY], usage="server",
+        csr_pem=make_csr(),
+        common_name="host-cap",
+        ip_sans=[OVERLAY],
+        usage="server",
         ttl=dt.timedelta(days=365 * 30),
     )
     assert signed.not_after <= dt.datetime.now(dt.UTC) + dt.timedelta(days=366)
@@ -91,7 +96,11 @@ def test_ecdsa_p256_csr_is_accepted(ca_adapter: CaAdapter) -> None:
 
 def test_client_csr_gets_client_auth_only(ca_adapter: CaAdapter) -> None:
     signed = ca_adapter.sign_csr(
-        csr_pem=make_csr(sans=greedy_sans()), common_name="operator:alice", ip_sans=[], usage="client", ttl=HOUR
+        csr_pem=make_csr(sans=greedy_sans()),
+        common_name="operator:alice",
+        ip_sans=[],
+        usage="client",
+        ttl=HOUR,
     )
     cert = load_cert(signed.cert_pem)
     assert common_name(cert) == "operator:alice"

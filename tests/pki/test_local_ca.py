@@ -34,7 +34,9 @@ def test_rotation_with_force_replaces_the_chain_and_its_state(tmp_path: Path) ->
     ca_dir = tmp_path / "pki"
     init_local_ca(ca_dir)
     adapter = LocalCaAdapter(ca_dir)
-    old = adapter.sign_csr(csr_pem=make_csr(), common_name="host-a", ip_sans=["fd00::1"], usage="server", ttl=HOUR)
+    old = adapter.sign_csr(
+        csr_pem=make_csr(), common_name="host-a", ip_sans=["fd00::1"], usage="server", ttl=HOUR
+    )
     adapter.revoke(serial=old.serial)
     old_chain = adapter.ca_chain_pem()
 
@@ -43,14 +45,18 @@ def test_rotation_with_force_replaces_the_chain_and_its_state(tmp_path: Path) ->
     assert split_pems(new_chain)[1] != split_pems(old_chain)[1]
     assert openssl_verify(old.cert_pem, new_chain, purpose="sslserver").returncode != 0
     assert not (ca_dir / "revoked.json").exists()
-    new = adapter.sign_csr(csr_pem=make_csr(), common_name="host-a", ip_sans=["fd00::1"], usage="server", ttl=HOUR)
+    new = adapter.sign_csr(
+        csr_pem=make_csr(), common_name="host-a", ip_sans=["fd00::1"], usage="server", ttl=HOUR
+    )
     assert openssl_verify(new.cert_pem, new_chain, purpose="sslserver").returncode == 0
 
 
 def test_missing_ca_is_unavailable_and_status_says_so(tmp_path: Path) -> None:
     adapter = LocalCaAdapter(tmp_path / "nothing-here")
     with pytest.raises(CaUnavailableError) as info:
-        adapter.sign_csr(csr_pem=make_csr(), common_name="host-a", ip_sans=["fd00::1"], usage="server", ttl=HOUR)
+        adapter.sign_csr(
+            csr_pem=make_csr(), common_name="host-a", ip_sans=["fd00::1"], usage="server", ttl=HOUR
+        )
     assert "pki_init_local_ca" in info.value.message
     assert info.value.status_code == 502
     status = adapter.status()

@@ -20,7 +20,9 @@ OVERLAY = "fd00:abcd:2::7"
 
 
 def sign(adapter: VaultCaAdapter):
-    return adapter.sign_csr(csr_pem=make_csr(), common_name="host-v", ip_sans=[OVERLAY], usage="server", ttl=HOUR)
+    return adapter.sign_csr(
+        csr_pem=make_csr(), common_name="host-v", ip_sans=[OVERLAY], usage="server", ttl=HOUR
+    )
 
 
 def test_bootstrap_is_safe_to_run_twice(openbao: OpenBaoServer) -> None:
@@ -28,10 +30,18 @@ def test_bootstrap_is_safe_to_run_twice(openbao: OpenBaoServer) -> None:
     chain_before = adapter.ca_chain_pem()
     report = bootstrap(url=openbao.url, token=openbao.token)
     assert report["created"] == []
-    assert set(report["present"]) >= {"mount:pki", "mount:pki_int", "root:pki", "intermediate:pki_int",
-                                      "role:node", "role:node-client"}
+    assert set(report["present"]) >= {
+        "mount:pki",
+        "mount:pki_int",
+        "root:pki",
+        "intermediate:pki_int",
+        "role:node",
+        "role:node-client",
+    }
     assert adapter.ca_chain_pem() == chain_before  # the CA was kept, not regenerated
-    role = hvac.Client(openbao.url, token=openbao.token).secrets.pki.read_role("node", mount_point="pki_int")["data"]
+    role = hvac.Client(openbao.url, token=openbao.token).secrets.pki.read_role("node", mount_point="pki_int")[
+        "data"
+    ]
     assert role["use_csr_common_name"] is False and role["use_csr_sans"] is False
     assert role["key_type"] == "any" and role["server_flag"] is True and role["client_flag"] is False
 

@@ -110,9 +110,7 @@ class CaAdapter(abc.ABC):
         """Sign a CSR whose key the caller holds; the CSR's own subject and SANs are ignored."""
 
     @abc.abstractmethod
-    def issue_keypair(
-        self, *, common_name: str, usage: Usage = "client", ttl: dt.timedelta
-    ) -> IssuedKeypair:
+    def issue_keypair(self, *, common_name: str, usage: Usage = "client", ttl: dt.timedelta) -> IssuedKeypair:
         """Generate an Ed25519 key on the platform and have the CA certify it."""
 
     @abc.abstractmethod

@@ -104,9 +104,15 @@ def _ca_cert(
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -116,8 +122,9 @@ def _ca_cert(
     )
 
 
-def init_local_ca(ca_dir: str | os.PathLike[str], *, force: bool = False,
-                  name: str = "powernode local") -> dict[str, str]:
+def init_local_ca(
+    ca_dir: str | os.PathLike[str], *, force: bool = False, name: str = "powernode local"
+) -> dict[str, str]:
     """Create an Ed25519 root and intermediate under ``ca_dir``.
 
     Refuses (``ConflictError``) when a CA already exists there unless ``force``; with ``force`` the old
@@ -137,14 +144,24 @@ def init_local_ca(ca_dir: str | os.PathLike[str], *, force: bool = False,
     root_key = ed25519.Ed25519PrivateKey.generate()
     root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} root CA")])
     root = _ca_cert(
-        subject=root_name, issuer=root_name, public_key=root_key.public_key(), signing_key=root_key,
-        issuer_public_key=root_key.public_key(), lifetime=ROOT_LIFETIME, path_length=1,
+        subject=root_name,
+        issuer=root_name,
+        public_key=root_key.public_key(),
+        signing_key=root_key,
+        issuer_public_key=root_key.public_key(),
+        lifetime=ROOT_LIFETIME,
+        path_length=1,
     )
     int_key = ed25519.Ed25519PrivateKey.generate()
     int_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} intermediate CA")])
     intermediate = _ca_cert(
-        subject=int_name, issuer=root_name, public_key=int_key.public_key(), signing_key=root_key,
-        issuer_public_key=root_key.public_key(), lifetime=INTERMEDIATE_LIFETIME, path_length=0,
+        subject=int_name,
+        issuer=root_name,
+        public_key=int_key.public_key(),
+        signing_key=root_key,
+        issuer_public_key=root_key.public_key(),
+        lifetime=INTERMEDIATE_LIFETIME,
+        path_length=0,
     )
     # Old state belongs to the old CA: a new intermediate must not inherit its revocations.
     shutil.rmtree(path / ISSUED_DIR, ignore_errors=True)
@@ -257,9 +274,15 @@ class LocalCaAdapter(CaAdapter):
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                    encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -281,8 +304,11 @@ class LocalCaAdapter(CaAdapter):
         except OSError as exc:
             raise CaUnavailableError(f"The local CA cannot record the issued certificate: {exc}") from None
         return SignedCertificate(
-            cert_pem=cert_pem, chain_pem=chain, serial=serial,
-            not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
+            cert_pem=cert_pem,
+            chain_pem=chain,
+            serial=serial,
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
         )
 
     def sign_csr(
@@ -348,7 +374,10 @@ class LocalCaAdapter(CaAdapter):
         )
         for serial, when in sorted(self.revoked_serials().items()):
             builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(parse_serial(serial)).revocation_date(when).build()
+                x509.RevokedCertificateBuilder()
+                .serial_number(parse_serial(serial))
+                .revocation_date(when)
+                .build()
             )
         return builder.sign(key, None).public_bytes(serialization.Encoding.PEM).decode()
 

@@ -146,7 +146,10 @@ class VaultCaAdapter(CaAdapter):
         response = self._call(
             "sign the certificate",
             lambda: self.client.secrets.pki.sign_certificate(
-                name=role, csr=csr_text, common_name=common_name, extra_params=params,
+                name=role,
+                csr=csr_text,
+                common_name=common_name,
+                extra_params=params,
                 mount_point=self.pki_mount,
             ),
             csr=True,
@@ -219,7 +222,10 @@ class VaultCaAdapter(CaAdapter):
 
     def status(self) -> CaStatus:
         details: dict[str, Any] = {
-            "url": self.url, "pki_mount": self.pki_mount, "role": self.role, "root_mount": self.root_mount,
+            "url": self.url,
+            "pki_mount": self.pki_mount,
+            "role": self.role,
+            "root_mount": self.root_mount,
         }
         try:
             health = self.client.sys.read_health_status(method="GET")
@@ -363,8 +369,10 @@ def bootstrap(
             report["present"].append(f"root:{root_mount}")
         else:
             response = client.secrets.pki.generate_root(
-                "internal", root_common_name,
-                extra_params={"key_type": "ed25519", "ttl": "87600h"}, mount_point=root_mount,
+                "internal",
+                root_common_name,
+                extra_params={"key_type": "ed25519", "ttl": "87600h"},
+                mount_point=root_mount,
             )
             root_pem = response["data"]["certificate"]
             report["created"].append(f"root:{root_mount}")
@@ -374,11 +382,14 @@ def bootstrap(
             report["present"].append(f"intermediate:{pki_mount}")
         else:
             csr = client.secrets.pki.generate_intermediate(
-                "internal", intermediate_common_name,
-                extra_params={"key_type": "ed25519"}, mount_point=pki_mount,
+                "internal",
+                intermediate_common_name,
+                extra_params={"key_type": "ed25519"},
+                mount_point=pki_mount,
             )["data"]["csr"]
             signed = client.secrets.pki.sign_intermediate(
-                csr, intermediate_common_name,
+                csr,
+                intermediate_common_name,
                 extra_params={"ttl": "43800h", "format": "pem", "max_path_length": 0},
                 mount_point=root_mount,
             )["data"]["certificate"]
@@ -389,12 +400,17 @@ def bootstrap(
             report["created"].append(f"intermediate:{pki_mount}")
         # A leaf never outlives its issuer: cap it, as the local CA does, instead of failing.
         client.adapter.request(
-            "patch", f"/v1/{pki_mount}/issuer/default", json={"leaf_not_after_behavior": "truncate"},
+            "patch",
+            f"/v1/{pki_mount}/issuer/default",
+            json={"leaf_not_after_behavior": "truncate"},
             headers={"Content-Type": "application/merge-patch+json"},
         )
 
-        existing_roles = (client.secrets.pki.list_roles(mount_point=pki_mount) if _has_roles(client, pki_mount)
-                          else {"data": {"keys": []}})["data"]["keys"]
+        existing_roles = (
+            client.secrets.pki.list_roles(mount_point=pki_mount)
+            if _has_roles(client, pki_mount)
+            else {"data": {"keys": []}}
+        )["data"]["keys"]
         for name, server in ((role, True), (client_role_name(role), False)):
             params = _role_params(server=server, max_ttl=max_ttl, allowed_ip_sans_cidr=allowed_ip_sans_cidr)
             # A role write replaces every field, so the full parameter set goes every time.

@@ -1,0 +1,85 @@
+"""Admin for issued certificates (with a revoke action) and the Vault KV outbox (with a retry action)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from apps.pki.kv import vault_sync_pending
+from apps.pki.models import IssuedCertificate, VaultKvOutbox
+from apps.pki.services import ca_revoke
+from powernode.actors import Actor
+from powernode.errors import ApplicationError
+
+
+class RevokedFilter(admin.SimpleListFilter):
+    title = "revoked"
+    parameter_name = "revoked"
+
+    def lookups(self, request, model_admin):  # noqa: ANN001, ANN201 - Django's signature
+        return [("yes", "revoked"), ("no", "not revoked")]
+
+    def queryset(self, request, queryset):  # noqa: ANN001, ANN201
+        if self.value() == "yes":
+            return queryset.filter(revoked_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(revoked_at__isnull=True)
+        return queryset
+
+
+@admin.register(IssuedCertificate)
+class IssuedCertificateAdmin(admin.ModelAdmin):
+    list_display = [
+        "serial",
+        "kind",
+        "common_name",
+        "host_id",
+        "operator",
+        "not_after",
+        "revoked_at",
+        "adapter",
+    ]
+    list_filter = ["kind", "adapter", RevokedFilter]
+    search_fields = ["serial", "common_name", "host_id", "operator__username"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in IssuedCertificate._meta.fields]
+    actions = ["revoke_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # certificates come from the CA services only
+
+    def has_delete_permission(self, request: HttpRequest, obj: IssuedCertificate | None = None) -> bool:
+        return False  # the record of what was issued is kept
+
+    @admin.action(description="Revoke selected certificates (CA and CRL)")
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[IssuedCertificate]) -> None:
+        actor = Actor.for_user(request.user)
+        done = 0
+        for cert in queryset.filter(revoked_at__isnull=True):
+            try:
+                ca_revoke(serial=cert.serial, reason="revoked in the admin", actor=actor)
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{cert.serial}: {exc.message}", messages.ERROR)
+        self.message_user(request, f"{done} certificate(s) revoked.")
+
+
+@admin.register(VaultKvOutbox)
+class VaultKvOutboxAdmin(admin.ModelAdmin):
+    list_display = ["path", "status", "attempts", "last_error", "created_at", "last_attempt_at", "done_at"]
+    list_filter = ["status"]
+    search_fields = ["path", "last_error"]
+    exclude = ["payload_encrypted"]
+    readonly_fields = ["path", "status", "attempts", "last_error", "created_at", "last_attempt_at", "done_at"]
+    actions = ["retry_pending"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Retry all pending writes now (vault_sync)")
+    def retry_pending(self, request: HttpRequest, queryset: QuerySet[VaultKvOutbox]) -> None:
+        report = vault_sync_pending()
+        level = messages.SUCCESS if not report.failed else messages.WARNING
+        text = f"written {report.written}, still pending {report.pending}"
+        self.message_user(request, text + (f": {report.last_error}" if report.last_error else ""), level)

@@ -1,0 +1,58 @@
+"""Set up the PKI on Vault/OpenBao: root and intermediate mounts, node roles, platform policy (idempotent)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.pki.adapters.vault import PLATFORM_POLICY, bootstrap
+from powernode.errors import ApplicationError
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the root and intermediate PKI mounts, the roles and the platform policy on the Vault at "
+        "VAULT_ADDR. Safe to run twice: existing CAs are kept, roles and policy are rewritten."
+    )
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--url", default="", help="Vault address (default: VAULT_ADDR)")
+        parser.add_argument(
+            "--token", default="", help="token allowed to manage mounts and policies (default: VAULT_TOKEN)"
+        )
+        parser.add_argument(
+            "--allowed-ip-sans-cidr",
+            action="append",
+            default=None,
+            help="CIDR the server role accepts as IP SAN (repeatable; default fc00::/7, the IPv6 ULA range)",
+        )
+
+    def handle(self, *args, url: str, token: str, allowed_ip_sans_cidr: list[str] | None, **options) -> None:
+        url = url or getattr(settings, "VAULT_ADDR", "")
+        token = token or getattr(settings, "VAULT_TOKEN", "")
+        if not url or not token:
+            raise CommandError("Set VAULT_ADDR and VAULT_TOKEN (or pass --url and --token).")
+        kwargs = {}
+        if allowed_ip_sans_cidr:
+            kwargs["allowed_ip_sans_cidr"] = tuple(allowed_ip_sans_cidr)
+        try:
+            report = bootstrap(
+                url=url,
+                token=token,
+                pki_mount=getattr(settings, "VAULT_PKI_MOUNT", "pki_int"),
+                role=getattr(settings, "VAULT_PKI_ROLE", "node"),
+                root_mount=getattr(settings, "VAULT_PKI_ROOT_MOUNT", "pki"),
+                kv_mount=getattr(settings, "VAULT_KV_MOUNT", "secret"),
+                **kwargs,
+            )
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from None
+        for item in report["created"]:
+            self.stdout.write(f"created  {item}")
+        for item in report["present"]:
+            self.stdout.write(f"present  {item}")
+        self.stdout.write(
+            f"policy   {PLATFORM_POLICY} written; give the platform a token with only this policy: "
+            f"bao token create -policy={PLATFORM_POLICY}"
+        )
+        self.stdout.write(self.style.SUCCESS("Vault PKI ready"))

@@ -1,0 +1,23 @@
+"""Retry pending Vault KV writes from the outbox (oldest first)."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.pki.kv import kv_configured, vault_sync_pending
+
+
+class Command(BaseCommand):
+    help = "Send pending Vault KV writes (VaultKvOutbox) to Vault. Exits 1 if some are still pending."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--limit", type=int, default=None, help="at most this many writes")
+
+    def handle(self, *args, limit: int | None, **options) -> None:
+        if not kv_configured():
+            self.stdout.write("Vault not configured (VAULT_ADDR / VAULT_TOKEN unset): nothing to sync")
+            return
+        report = vault_sync_pending(limit=limit)
+        self.stdout.write(f"written {report.written}, failed {report.failed}, pending {report.pending}")
+        if report.pending:
+            raise CommandError(f"{report.pending} write(s) still pending: {report.last_error}")

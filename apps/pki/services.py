@@ -1,0 +1,343 @@
+"""InternalCaService: sign host CSRs, issue client keypairs, revoke, publish and report — through one adapter.
+
+The adapter is ``VaultCaAdapter`` when settings VAULT_ADDR and VAULT_TOKEN are set, else
+``LocalCaAdapter`` on settings PKI_LOCAL_CA_DIR. The CA is called before any row is written, so a CA
+failure (``CaUnavailableError``, 502) leaves nothing behind; callers that wrap these calls in their own
+``transaction.atomic`` (the handshake) roll back their rows with it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.events.services import event_record
+from apps.pki.adapters.base import CaAdapter, IssuedKeypair, SignedCertificate, canonical_serial
+from apps.pki.adapters.local import LocalCaAdapter
+from apps.pki.adapters.vault import VaultCaAdapter
+from apps.pki.kv import kv_configured
+from apps.pki.models import IssuedCertificate, VaultKvOutbox
+from powernode.actors import Actor
+from powernode.errors import NotFound, ValidationError
+
+log = logging.getLogger(__name__)
+
+SERVER_CERT_TTL = dt.timedelta(days=90)
+PLATFORM_CLIENT_TTL = dt.timedelta(days=90)
+OPERATOR_CLIENT_TTL = dt.timedelta(hours=8)
+CLIENT_KINDS = (IssuedCertificate.Kind.PLATFORM_CLIENT, IssuedCertificate.Kind.OPERATOR_CLIENT)
+
+_adapters: dict[tuple[Any, ...], CaAdapter] = {}
+_adapters_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SignedHostCertificate:
+    """What the handshake returns to the agent: the record plus the PEMs."""
+
+    certificate: IssuedCertificate
+    cert_pem: str
+    chain_pem: str
+
+
+@dataclass(frozen=True)
+class IssuedClientKeypair:
+    certificate: IssuedCertificate
+    key_pem: (
+        str  # unencrypted PKCS#8; never stored by this app — callers encrypt it (secretbox) if they keep it
+    )
+    cert_pem: str
+    chain_pem: str
+
+
+def _vault_settings() -> dict[str, Any]:
+    return {
+        "url": getattr(settings, "VAULT_ADDR", ""),
+        "token": getattr(settings, "VAULT_TOKEN", ""),
+        "pki_mount": getattr(settings, "VAULT_PKI_MOUNT", "pki_int"),
+        "role": getattr(settings, "VAULT_PKI_ROLE", "node"),
+        "root_mount": getattr(settings, "VAULT_PKI_ROOT_MOUNT", "pki"),
+        "timeout": float(getattr(settings, "VAULT_TIMEOUT", 10)),
+    }
+
+
+def local_ca_dir() -> Path:
+    configured = getattr(settings, "PKI_LOCAL_CA_DIR", "")
+    return Path(configured) if configured else Path(settings.VAR_DIR) / "pki"
+
+
+def get_ca_adapter() -> CaAdapter:
+    """The active adapter, cached per configuration so Vault's HTTP keep-alive session is reused."""
+    vault = _vault_settings()
+    if vault["url"] and vault["token"]:
+        key: tuple[Any, ...] = ("vault", *vault.values())
+    else:
+        key = ("local", str(local_ca_dir()))
+    with _adapters_lock:
+        adapter = _adapters.get(key)
+        if adapter is None:
+            if key[0] == "vault":
+                url, token = vault.pop("url"), vault.pop("token")
+                adapter = VaultCaAdapter(url, token, **vault)
+            else:
+                adapter = LocalCaAdapter(local_ca_dir())
+            _adapters[key] = adapter
+    return adapter
+
+
+def _overlay_128(overlay_address: str) -> str:
+    text = str(overlay_address).strip()
+    if text.endswith("/128"):
+        text = text[:-4]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise ValidationError(
+            f"overlay_address {overlay_address!r} is not an IPv6 address.",
+            details={"overlay_address": str(overlay_address)},
+        ) from None
+    if address.version != 6:
+        raise ValidationError(
+            "overlay_address must be the instance's IPv6 overlay /128.",
+            details={"overlay_address": str(overlay_address)},
+        )
+    return str(address)
+
+
+def _record(
+    *,
+    signed: SignedCertificate,
+    adapter: CaAdapter,
+    kind: str,
+    common_name: str,
+    sans: list[str],
+    host_id: str = "",
+    operator: Any = None,
+    actor: Actor | None,
+) -> IssuedCertificate:
+    """Write the row (and its event) for a certificate the CA already issued; revoke it if the write fails."""
+    try:
+        with transaction.atomic():
+            row = IssuedCertificate(
+                serial=signed.serial,
+                kind=kind,
+                common_name=common_name,
+                sans=sans,
+                not_before=signed.not_before,
+                not_after=signed.not_after,
+                host_id=host_id or "",
+                operator=operator,
+                adapter=adapter.name,
+                cert_pem=signed.cert_pem,
+            )
+            row.full_clean()
+            row.save()
+            event_record(
+                kind="system.pki.certificate.issued",
+                actor=actor,
+                host_id=host_id or "",
+                data={
+                    "serial": row.serial,
+                    "kind": kind,
+                    "common_name": common_name,
+                    "sans": sans,
+                    "not_after": row.not_after.isoformat(),
+                    "adapter": adapter.name,
+                },
+            )
+    except Exception:
+        # The CA issued a certificate nobody will record: take it back so it cannot be used.
+        try:
+            adapter.revoke(serial=signed.serial)
+        except Exception:  # noqa: BLE001 - the original failure is the one to report
+            log.exception("could not revoke unrecorded certificate %s", signed.serial)
+        raise
+    return row
+
+
+def ca_sign_host_csr(
+    *,
+    csr_pem: str,
+    host_id: str,
+    overlay_address: str,
+    ttl: dt.timedelta = SERVER_CERT_TTL,
+    actor: Actor | None = None,
+) -> SignedHostCertificate:
+    """Sign a DockerHost's server CSR: CN = ``host_id``, only SAN = ``overlay_address`` (/128), serverAuth.
+
+    Whatever subject or SANs the CSR asks for are ignored. Raises ``InvalidCsrError`` (400, details.check
+    names the failed check), ``ValidationError`` (bad host id or overlay) or ``CaUnavailableError`` (502);
+    on any of them no ``IssuedCertificate`` row is written.
+    """
+    if not host_id or len(host_id) > 64:
+        raise ValidationError("host_id must be 1 to 64 characters.", details={"host_id": host_id})
+    overlay = _overlay_128(overlay_address)
+    adapter = get_ca_adapter()
+    signed = adapter.sign_csr(
+        csr_pem=csr_pem, common_name=host_id, ip_sans=[overlay], usage="server", ttl=ttl
+    )
+    row = _record(
+        signed=signed,
+        adapter=adapter,
+        kind=IssuedCertificate.Kind.SERVER,
+        common_name=host_id,
+        sans=[overlay],
+        host_id=host_id,
+        actor=actor,
+    )
+    return SignedHostCertificate(certificate=row, cert_pem=signed.cert_pem, chain_pem=signed.chain_pem)
+
+
+def ca_issue_client_keypair(
+    *,
+    kind: str,
+    common_name: str,
+    host_id: str = "",
+    operator: Any = None,
+    ttl: dt.timedelta | None = None,
+    actor: Actor | None = None,
+) -> IssuedClientKeypair:
+    """Generate an Ed25519 key on the platform and have the CA issue a clientAuth certificate for it.
+
+    ``kind`` is ``platform_client`` (the platform's own connection to ``host_id``; CN e.g.
+    ``platform:<host_id>``) or ``operator_client`` (a short-lived export for ``operator``; CN e.g.
+    ``operator:<username>``). TTL defaults: 90 days platform, 8 hours operator. The key is returned,
+    not stored; callers keep it encrypted (``powernode.secretbox``) and/or in Vault KV.
+    """
+    if kind not in CLIENT_KINDS:
+        raise ValidationError(f"kind must be one of {', '.join(CLIENT_KINDS)}.", details={"kind": kind})
+    if kind == IssuedCertificate.Kind.PLATFORM_CLIENT and not host_id:
+        raise ValidationError("A platform client certificate belongs to one host: pass host_id.")
+    if ttl is None:
+        ttl = PLATFORM_CLIENT_TTL if kind == IssuedCertificate.Kind.PLATFORM_CLIENT else OPERATOR_CLIENT_TTL
+    adapter = get_ca_adapter()
+    issued: IssuedKeypair = adapter.issue_keypair(common_name=common_name, usage="client", ttl=ttl)
+    row = _record(
+        signed=issued,
+        adapter=adapter,
+        kind=kind,
+        common_name=common_name,
+        sans=[],
+        host_id=host_id,
+        operator=operator,
+        actor=actor,
+    )
+    return IssuedClientKeypair(
+        certificate=row, key_pem=issued.key_pem, cert_pem=issued.cert_pem, chain_pem=issued.chain_pem
+    )
+
+
+def ca_revoke(*, serial: str, reason: str = "", actor: Actor | None = None) -> IssuedCertificate:
+    """Revoke one issued certificate at the CA (its CRL) and mark its row; already revoked is a no-op.
+
+    ``NotFound`` when the platform has no row for the serial. When the CA itself no longer knows the
+    serial (e.g. the local CA was rotated), the row is still marked revoked. ``CaUnavailableError``
+    leaves the row unrevoked so the call can be repeated.
+    """
+    try:
+        key = canonical_serial(serial)
+    except ValueError:
+        raise ValidationError(
+            "serial must be hex (colon, hyphen or plain).", details={"serial": serial}
+        ) from None
+    row = IssuedCertificate.objects.filter(serial=key).first()
+    if row is None:
+        raise NotFound(f"No issued certificate with serial {key}.", details={"serial": key})
+    if row.revoked_at is not None:
+        return row
+    adapter = get_ca_adapter()
+    unknown_to_ca = False
+    if row.adapter == adapter.name:
+        try:
+            adapter.revoke(serial=key)
+        except NotFound:
+            unknown_to_ca = True
+    else:
+        unknown_to_ca = True  # issued by the other adapter, whose CRL we no longer publish
+    with transaction.atomic():
+        updated = IssuedCertificate.objects.filter(pk=row.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now(), revocation_reason=(reason or "revoked")[:200]
+        )
+        row.refresh_from_db()
+        if updated:
+            event_record(
+                kind="system.pki.certificate.revoked",
+                actor=actor,
+                host_id=row.host_id,
+                data={
+                    "serial": key,
+                    "kind": row.kind,
+                    "reason": row.revocation_reason,
+                    "in_active_ca_crl": not unknown_to_ca,
+                },
+            )
+    return row
+
+
+def ca_revoke_host_certificates(
+    *, host_id: str, reason: str = "host decommissioned", actor: Actor | None = None
+) -> list[str]:
+    """Revoke every certificate ever issued for ``host_id`` (server and platform client, replaced ones too).
+
+    Returns the serials revoked by this call. Safe to repeat after a ``CaUnavailableError``: already
+    revoked rows are skipped.
+    """
+    serials = list(
+        IssuedCertificate.objects.filter(host_id=host_id, revoked_at__isnull=True)
+        .order_by("created_at")
+        .values_list("serial", flat=True)
+    )
+    for serial in serials:
+        ca_revoke(serial=serial, reason=reason, actor=actor)
+    return serials
+
+
+def ca_chain_pem() -> str:
+    """The active CA's chain (intermediate then root) as PEM."""
+    return get_ca_adapter().ca_chain_pem()
+
+
+def ca_crl_pem() -> str:
+    """The active CA's current CRL as PEM."""
+    return get_ca_adapter().crl_pem()
+
+
+def ca_status() -> dict[str, Any]:
+    """CA adapter name, reachability and Vault facts for ``platform_provisioning_status``.
+
+    Never raises because the CA or Vault is down: that is reported as ``reachable: false``.
+    """
+    adapter = get_ca_adapter()
+    status = adapter.status()
+    vault_cfg = _vault_settings()
+    configured = bool(vault_cfg["url"] and vault_cfg["token"])
+    vault: dict[str, Any] = {
+        "configured": configured,
+        "reachable": status.reachable if configured else None,
+        "kv_configured": kv_configured(),
+        "kv_pending_writes": VaultKvOutbox.objects.filter(status=VaultKvOutbox.Status.PENDING).count(),
+    }
+    if configured:
+        vault.update(
+            addr=vault_cfg["url"],
+            pki_mount=vault_cfg["pki_mount"],
+            role=vault_cfg["role"],
+            mounts=status.details.get("mounts", {}),
+            roles=status.details.get("roles", {}),
+            ready=bool(status.details.get("ready")),
+        )
+        if "error" in status.details:
+            vault["error"] = status.details["error"]
+    ca = {"reachable": status.reachable}
+    if not configured:
+        ca.update(status.details)
+    return {"ca_adapter": status.adapter, "ca": ca, "vault": vault}
