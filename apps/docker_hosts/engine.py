@@ -1,0 +1,348 @@
+"""The one adapter over the Docker engine API (docker-py): mutual TLS to a host's dockerd over the
+SDWAN overlay, one pooled client per host, and vendor errors translated into powernode.errors here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+import urllib3.exceptions
+from docker.tls import TLSConfig
+from docker.utils import parse_repository_tag
+from docker.utils.proxy import ProxyConfig
+
+from powernode.errors import DockerDaemonError, NotFound, ValidationError
+
+# Debian's dockerd 20.10 speaks 1.41. Pinned so a new client makes no version round-trip, and because
+# docker-py's version probe would run before the CA fix below could apply.
+DOCKER_API_VERSION = "1.41"
+PROTOCOLS = ("tcp", "udp", "sctp")
+
+
+class _HostCaApiClient(docker.APIClient):
+    """docker-py's client, made to trust only the host's CA and to use separate connect/read timeouts.
+
+    requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace the session's ``verify`` (the host CA)
+    on every request (docker/docker-py#2433); those variables are set on our machines.
+    """
+
+    def __init__(self, *, timeouts: tuple[float, float], **kwargs: Any) -> None:
+        self._timeouts = timeouts
+        super().__init__(**kwargs)
+        # No environment at all: no CA bundle override, no *_PROXY (the overlay is not proxied), no .netrc.
+        self.trust_env = False
+        # ~/.docker/config.json proxies of the platform's own user must not leak into managed containers.
+        self._proxy_configs = ProxyConfig()
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        settings["verify"] = self.verify  # the host's CA file, whatever else tried to set it
+        return settings
+
+    def _set_request_timeout(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        kwargs.setdefault("timeout", self._timeouts)
+        return kwargs
+
+
+def _write_private(directory: str, name: str, text: str) -> str:
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    return path
+
+
+def _daemon_message(exc: docker.errors.APIError) -> str:
+    explanation = exc.explanation
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode(errors="replace")
+    return str(explanation or exc).strip()
+
+
+class DockerEngine:
+    """A client for one host's dockerd over mutual TLS; every method raises only powernode errors."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        ca_pem: str,
+        cert_pem: str,
+        key_pem: str,
+        connect_timeout: float = 5,
+        read_timeout: float = 60,
+    ) -> None:
+        if not endpoint.startswith(("tcp://", "https://")):
+            raise ValidationError(f"Docker endpoint must be tcp:// or https:// (TLS), got {endpoint!r}")
+        self.endpoint = endpoint
+        self.read_timeout = read_timeout
+        # docker-py and requests take file paths only: the PEMs live in a private directory until close().
+        self._tls_dir = tempfile.mkdtemp(prefix="powernode-docker-tls-")
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._tls_dir, ignore_errors=True)
+        try:
+            ca = _write_private(self._tls_dir, "ca.pem", ca_pem)
+            cert = _write_private(self._tls_dir, "cert.pem", cert_pem)
+            key = _write_private(self._tls_dir, "key.pem", key_pem)
+            with self._errors():
+                self._api = _HostCaApiClient(
+                    base_url=endpoint,
+                    version=DOCKER_API_VERSION,
+                    tls=TLSConfig(client_cert=(cert, key), ca_cert=ca, verify=True),
+                    timeouts=(connect_timeout, read_timeout),
+                )
+        except BaseException:
+            self._cleanup()
+            raise
+        self.closed = False
+
+    # --- error translation -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        details = {"endpoint": self.endpoint}
+        try:
+            yield
+        except docker.errors.NotFound as exc:  # ImageNotFound is a NotFound
+            raise NotFound(_daemon_message(exc), details=details) from exc
+        except docker.errors.APIError as exc:
+            status = exc.status_code
+            raise DockerDaemonError(
+                f"the Docker daemon at {self.endpoint} refused: {_daemon_message(exc)}",
+                details={**details, "daemon_status": status},
+            ) from exc
+        except requests.exceptions.SSLError as exc:
+            raise DockerDaemonError(
+                f"TLS with the Docker daemon at {self.endpoint} failed (certificate or CA mismatch?): {exc}",
+                details=details,
+            ) from exc
+        except requests.exceptions.Timeout as exc:
+            raise DockerDaemonError(f"the Docker daemon at {self.endpoint} timed out: {exc}",
+                                    details=details) from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise DockerDaemonError(f"cannot reach the Docker daemon at {self.endpoint}: {exc}",
+                                    details=details) from exc
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, docker.errors.DockerException,
+                OSError) as exc:
+            raise DockerDaemonError(f"Docker daemon at {self.endpoint}: {exc}", details=details) from exc
+
+    # --- operations --------------------------------------------------------------------------------
+    def version(self) -> dict[str, Any]:
+        """The daemon's engine version (what the agent reports as ``version`` on ``ready``)."""
+        with self._errors():
+            info = self._api.version(api_version=False)
+        return {
+            "version": info.get("Version"),
+            "api_version": info.get("ApiVersion"),
+            "min_api_version": info.get("MinAPIVersion"),
+            "os": info.get("Os"),
+            "arch": info.get("Arch"),
+            "kernel_version": info.get("KernelVersion"),
+        }
+
+    def ping(self) -> bool:
+        with self._errors():
+            return bool(self._api.ping())
+
+    def pull_image(self, image: str) -> dict[str, Any]:
+        """Pull ``image`` (``latest`` when untagged) and describe it: ``{id, repo_tags, size}``."""
+        if not image or not isinstance(image, str):
+            raise ValidationError("image must be a non-empty string")
+        repository, tag = parse_repository_tag(image)
+        if not tag:
+            tag = "latest"
+        with self._errors():
+            # The daemon reports failures met mid-pull inside a 200 stream, not as an HTTP status.
+            for event in self._api.pull(repository, tag=tag, stream=True, decode=True):
+                if isinstance(event, dict) and event.get("error"):
+                    message = str(event["error"])
+                    if "not found" in message or "manifest unknown" in message:
+                        raise NotFound(message, details={"endpoint": self.endpoint, "image": image})
+                    raise DockerDaemonError(f"pulling {image} failed: {message}",
+                                            details={"endpoint": self.endpoint, "image": image})
+            sep = "@" if tag.startswith("sha256:") else ":"
+            info = self._api.inspect_image(f"{repository}{sep}{tag}")
+        return {"id": info["Id"], "repo_tags": info.get("RepoTags") or [], "size": info.get("Size", 0)}
+
+    def create_container(
+        self,
+        *,
+        image: str,
+        name: str | None = None,
+        ports: Sequence[Mapping[str, Any]] = (),
+        env: Mapping[str, str] | Sequence[str] | None = None,
+        command: str | Sequence[str] | None = None,
+        detach: bool = True,
+    ) -> dict[str, Any]:
+        """Create and start a container; ports are published on the daemon host's addresses.
+
+        ``detach=False`` waits (up to the read timeout) for the container to exit. A container that
+        was created but failed to start is removed again, so a failed call leaves nothing behind.
+        """
+        exposed, bindings = _port_bindings(ports)
+        environment = _environment(env)
+        if command is not None and not isinstance(command, str):
+            command = [str(part) for part in command]
+        with self._errors():
+            host_config = self._api.create_host_config(port_bindings=bindings or None)
+            created = self._api.create_container(
+                image=image, name=name or None, command=command, environment=environment,
+                ports=exposed or None, host_config=host_config, detach=detach,
+            )
+            container_id = created["Id"]
+            try:
+                self._api.start(container_id)
+                exit_code = None
+                if not detach:
+                    exit_code = self._api.wait(container_id, timeout=self.read_timeout).get("StatusCode")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._api.remove_container(container_id, force=True)
+                raise
+            info = self._api.inspect_container(container_id)
+        result = {
+            "id": info["Id"],
+            "name": info["Name"].lstrip("/"),
+            "status": info["State"]["Status"],
+        }
+        if exit_code is not None:
+            result["exit_code"] = exit_code
+        return result
+
+    def list_containers(self, *, all: bool = False) -> list[dict[str, Any]]:  # noqa: A002 - docker ps -a
+        """Containers like ``docker ps`` shows them: status reads "Up 30 seconds", "Exited (0) ...".
+
+        One API call: docker-py's high-level ``containers.list()`` inspects every container too.
+        """
+        with self._errors():
+            rows = self._api.containers(all=all)
+        return [
+            {
+                "id": row["Id"],
+                "name": (row.get("Names") or ["/"])[0].lstrip("/"),
+                "image": row.get("Image"),
+                "status": row.get("Status"),
+                "ports": _ports_of(row.get("Ports") or []),
+            }
+            for row in rows
+        ]
+
+    def delete_container(self, *, container_id: str, force: bool = False) -> None:
+        """Remove a container; a running one needs ``force`` (else the daemon's 409 becomes a 502)."""
+        if not container_id:
+            raise ValidationError("container_id is required")
+        with self._errors():
+            self._api.remove_container(container_id, force=force)
+
+    def delete_image(self, *, image_id: str) -> None:
+        if not image_id:
+            raise ValidationError("image_id is required")
+        with self._errors():
+            self._api.remove_image(image_id)
+
+    def close(self) -> None:
+        """Close the connection pool and remove the PEM files."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            self._api.close()
+        self._cleanup()
+
+    def __enter__(self) -> DockerEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _port_bindings(ports: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[int, str]], dict[str, int]]:
+    exposed: list[tuple[int, str]] = []
+    bindings: dict[str, int] = {}
+    for port in ports or ():
+        try:
+            container = int(port["container"])
+            host = int(port["host"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError("each port needs integer 'host' and 'container'", details={"port": port}) from exc
+        protocol = str(port.get("protocol") or "tcp").lower()
+        if protocol not in PROTOCOLS or not (0 < container < 65536 and 0 < host < 65536):
+            raise ValidationError("ports are 1-65535 and protocol one of tcp, udp, sctp", details={"port": port})
+        exposed.append((container, protocol))
+        bindings[f"{container}/{protocol}"] = host
+    return exposed, bindings
+
+
+def _environment(env: Mapping[str, str] | Sequence[str] | None) -> list[str] | None:
+    if not env:
+        return None
+    if isinstance(env, Mapping):
+        return [f"{key}={value}" for key, value in env.items()]
+    if isinstance(env, str):
+        raise ValidationError("env is an object or a list of 'KEY=value' strings")
+    return [str(item) for item in env]
+
+
+def _ports_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # The daemon lists a published port once per address family (0.0.0.0 and ::): show it once.
+    seen: dict[tuple[Any, int, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row.get("PublicPort"), row["PrivatePort"], row.get("Type", "tcp"))
+        seen.setdefault(key, {"host": key[0], "container": key[1], "protocol": key[2]})
+    return sorted(seen.values(), key=lambda p: (p["container"], p["protocol"], p["host"] or 0))
+
+
+# --- one client per host -------------------------------------------------------------------------------
+_engines: dict[str, tuple[str, DockerEngine]] = {}
+_engines_lock = threading.Lock()
+
+
+def engine_for(
+    key: str,
+    *,
+    endpoint: str,
+    ca_pem: str,
+    cert_pem: str,
+    key_pem: str,
+    connect_timeout: float = 5,
+    read_timeout: float = 60,
+) -> DockerEngine:
+    """The cached engine for ``key`` (a host id), so its TLS connection pool is reused across calls;
+    a new one when the endpoint, key material or timeouts changed (the old one is closed)."""
+    material = "\0".join([endpoint, ca_pem, cert_pem, key_pem, str(connect_timeout), str(read_timeout)])
+    fingerprint = hashlib.sha256(material.encode()).hexdigest()
+    with _engines_lock:
+        cached = _engines.get(key)
+        if cached and cached[0] == fingerprint and not cached[1].closed:
+            return cached[1]
+        engine = DockerEngine(endpoint=endpoint, ca_pem=ca_pem, cert_pem=cert_pem, key_pem=key_pem,
+                              connect_timeout=connect_timeout, read_timeout=read_timeout)
+        _engines[key] = (fingerprint, engine)
+    if cached:
+        cached[1].close()
+    return engine
+
+
+def forget_engine(key: str) -> None:
+    """Close and drop the cached engine of ``key`` (host decommissioned, certificates revoked)."""
+    with _engines_lock:
+        cached = _engines.pop(key, None)
+    if cached:
+        cached[1].close()
+
+
+def close_all_engines() -> None:
+    with _engines_lock:
+        cached = list(_engines.values())
+        _engines.clear()
+    for _fingerprint, engine in cached:
+        engine.close()
