@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "apps.modules",
     "apps.sdwan",
     "apps.pki",
+    "apps.docker_hosts",
     "apps.system",
 ]
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
+from django.apps import apps as django_apps
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from apps.events.services import event_record
 from apps.nodes.models import NodeInstance, NodeTemplate
@@ -79,3 +82,62 @@ def instance_rotate_agent_token(*, instance_id: str, actor: Actor) -> str:
     instance.save(update_fields=["agent_token_prefix", "agent_token_hash"])
     event_record(kind="system.instance.agent_token_rotated", actor=actor, instance_id=instance.id)
     return new.token
+
+
+def instance_record_heartbeat(
+    *, instance: NodeInstance, agent_version: str, runtime_report: dict, now: datetime | None = None
+) -> NodeInstance:
+    """The agent called in: one UPDATE of the changed columns; an event only when it first comes online.
+
+    No event per heartbeat (liveness is ``last_heartbeat_at``); a deleted instance is never revived.
+    """
+    now = now or timezone.now()
+    changes: dict = {"last_heartbeat_at": now}
+    if instance.agent_version != agent_version:
+        changes["agent_version"] = agent_version
+    if instance.runtime_report != runtime_report:
+        changes["runtime_report"] = runtime_report
+    live = NodeInstance.objects.filter(pk=instance.pk).exclude(status=NodeInstance.Status.DELETED)
+    if instance.status == NodeInstance.Status.ONLINE:
+        live.update(**changes)
+    else:
+        with transaction.atomic():
+            came_online = live.filter(status=NodeInstance.Status.PROVISIONED).update(
+                status=NodeInstance.Status.ONLINE, **changes
+            )
+            if came_online:
+                event_record(
+                    kind="system.instance.online",
+                    actor=Actor.for_agent(instance),
+                    instance_id=instance.id,
+                    data={"agent_version": agent_version},
+                )
+            else:
+                live.update(**changes)
+        instance.status = NodeInstance.Status.ONLINE
+    for field, value in changes.items():
+        setattr(instance, field, value)
+    return instance
+
+
+@transaction.atomic
+def instance_delete(*, instance_id: str, actor: Actor) -> NodeInstance:
+    """Remove an instance: status deleted, agent token revoked, its Docker host decommissioned at once.
+
+    The row stays (events and certificates point at it). Deleting twice is a 404 the second time.
+    """
+    instance = NodeInstance.objects.select_for_update().filter(pk=instance_id).first()
+    if instance is None or instance.status == NodeInstance.Status.DELETED:
+        raise NotFound(f"No node instance with id {instance_id}.", details={"instance_id": str(instance_id)})
+    instance.status = NodeInstance.Status.DELETED
+    instance.agent_token_hash = ""  # no token hashes to "": the old token stops working at once
+    instance.save(update_fields=["status", "agent_token_hash"])
+    event_record(
+        kind="system.instance.deleted", actor=actor, instance_id=instance.id, data={"name": instance.name}
+    )
+    if django_apps.is_installed("apps.docker_hosts"):
+        # Imported here: docker_hosts builds on nodes, not the other way round.
+        from apps.docker_hosts.services import docker_hosts_end_for_instance
+
+        docker_hosts_end_for_instance(instance=instance, actor=actor)
+    return instance

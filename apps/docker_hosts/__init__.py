@@ -1,0 +1,1 @@
+"""Managed Docker runtimes: the DockerHost lifecycle and the agent's runtime handshake."""

@@ -1,0 +1,95 @@
+"""The runtime handshake: a stateless phase machine over ``{runtime, phase, ...}`` posted by an agent.
+
+The answer depends only on the posted phase and the database, so an agent may restart at any phase.
+Input is checked completely first (400, nothing written); then one service call applies the phase
+(409 when the platform's state refuses it, also with nothing written).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.docker_hosts import services
+from apps.nodes.models import NodeInstance
+from apps.pki.adapters.csr import validate_csr
+from powernode.actors import Actor
+from powernode.errors import ValidationError
+
+RUNTIMES = ("docker",)
+PHASES = ("installing", "wants_cert", "wants_config", "ready", "failed", "decommissioned")
+MAX_VERSION_CHARS = 40
+MAX_ERROR_INPUT_CHARS = 16 * 1024
+MAX_HOST_ID_CHARS = 64
+
+
+def _invalid(field: str, problem: str, **extra: Any) -> ValidationError:
+    return ValidationError(
+        f"Invalid input: {field}: {problem}", details={"fields": {field: problem}, **extra}
+    )
+
+
+def _string(payload: dict[str, Any], field: str, *, max_chars: int, phase: str) -> str:
+    value = payload.get(field)
+    if value is None:
+        raise _invalid(field, f"this field is required for the phase {phase!r}", phase=phase)
+    if not isinstance(value, str) or not value.strip():
+        raise _invalid(field, "must be a non-empty string", phase=phase)
+    if len(value) > max_chars:
+        raise _invalid(field, f"must be at most {max_chars} characters", phase=phase)
+    return value.strip()
+
+
+def parse_handshake(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Validate a handshake body; return (phase, the phase's arguments). Raises 400s only."""
+    runtime = payload.get("runtime")
+    if runtime is None:
+        raise _invalid("runtime", 'this field is required ("docker")')
+    if runtime not in RUNTIMES:
+        raise _invalid("runtime", f"unknown runtime {runtime!r}; the handshake knows {', '.join(RUNTIMES)}")
+    phase = payload.get("phase")
+    if phase is None:
+        raise _invalid("phase", f"this field is required (one of {', '.join(PHASES)})")
+    if phase not in PHASES:
+        raise _invalid("phase", f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+    if phase == "wants_cert":
+        csr_pem = payload.get("csr_pem")
+        if csr_pem is not None and not isinstance(csr_pem, str):
+            raise _invalid("csr_pem", "must be a PEM string")
+        validate_csr(csr_pem)  # InvalidCsrError (400) names the failed check
+        return phase, {"csr_pem": csr_pem}
+    if phase == "ready":
+        return phase, {"version": _string(payload, "version", max_chars=MAX_VERSION_CHARS, phase=phase)}
+    if phase == "failed":
+        return phase, {"error": _string(payload, "error", max_chars=MAX_ERROR_INPUT_CHARS, phase=phase)}
+    if phase == "decommissioned":
+        return phase, {"host_id": _string(payload, "host_id", max_chars=MAX_HOST_ID_CHARS, phase=phase)}
+    return phase, {}
+
+
+def runtime_handshake(*, instance: NodeInstance, payload: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    """Apply one posted phase for the agent's own instance; return the answer of docs/AGENT_PROTOCOL.md."""
+    phase, args = parse_handshake(payload)
+    if phase == "installing":
+        services.docker_runtime_installing(instance=instance, actor=actor)
+        return {"next_phase": "wants_cert"}
+    if phase == "wants_cert":
+        issued = services.docker_host_issue_certificate(
+            instance=instance, csr_pem=args["csr_pem"], actor=actor
+        )
+        return {
+            "host_id": issued.host.id,
+            "cert_pem": issued.cert_pem,
+            "chain_pem": issued.chain_pem,
+            "next_phase": "wants_config",
+        }
+    if phase == "wants_config":
+        host = services.docker_host_config_sent(instance=instance, actor=actor)
+        return {"host_id": host.id, "daemon_config": services.daemon_config(host=host), "next_phase": "ready"}
+    if phase == "ready":
+        host = services.docker_runtime_ready(instance=instance, version=args["version"], actor=actor)
+        return {"host_id": host.id, "status": host.status, "next_phase": None}
+    if phase == "failed":
+        host = services.docker_runtime_failed(instance=instance, error=args["error"], actor=actor)
+        return {"host_id": host.id if host else None, "recorded": True}
+    host = services.docker_runtime_decommissioned(instance=instance, host_id=args["host_id"], actor=actor)
+    return {"host_id": host.id, "status": host.status}

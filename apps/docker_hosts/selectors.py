@@ -1,0 +1,100 @@
+"""Reads of Docker hosts: lists for operators, the runtime orders a heartbeat carries, status counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, QuerySet
+
+from apps.docker_hosts.models import DockerHost
+from apps.modules.models import Module, ModuleAssignment
+from apps.nodes.models import NodeInstance
+from powernode import secretbox
+from powernode.errors import NotFound
+
+RUNTIME = "docker"
+
+
+def host_get(*, host_id: str) -> DockerHost:
+    try:
+        return DockerHost.objects.select_related("node_instance", "network").get(pk=host_id)
+    except DockerHost.DoesNotExist:
+        raise NotFound(f"No Docker host with id {host_id}.", details={"host_id": str(host_id)})
+
+
+def host_list(*, status: str | None = None, network_id: str | None = None) -> QuerySet[DockerHost]:
+    qs = DockerHost.objects.all()
+    if status:
+        qs = qs.filter(status=status)
+    if network_id:
+        qs = qs.filter(network_id=network_id)
+    return qs.order_by("-created_at", "id")
+
+
+def host_status_counts() -> dict[str, int]:
+    """Hosts per status, every status present (zero when none)."""
+    counts = {s.value: 0 for s in DockerHost.Status}
+    for row in DockerHost.objects.values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def latest_host_for_instance(*, instance_id: Any) -> DockerHost | None:
+    """The instance's newest host: the live one if any (at most one), else the last decommissioned."""
+    return DockerHost.objects.filter(node_instance_id=instance_id).order_by("-created_at").first()
+
+
+def docker_assignment_for_template(*, template_id: Any) -> ModuleAssignment | None:
+    """The (newest) assignment of a docker-runtime module to the template, or None."""
+    return (
+        ModuleAssignment.objects.filter(node_template_id=template_id, module__runtime=Module.Runtime.DOCKER)
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def provisioning_wanted(*, assignment: ModuleAssignment | None, host: DockerHost | None) -> bool:
+    """Whether the agent should run (or keep) the docker runtime.
+
+    A decommissioned host ends the runtime for its assignment: only an assignment made after the
+    decommission (unassign, then assign again) starts a new one. Without that rule an agent that just
+    confirmed a decommission would be told to provision again on its next heartbeat.
+    """
+    if assignment is None:
+        return False
+    if host is None:
+        return True
+    if host.status == DockerHost.Status.DECOMMISSIONING:
+        return False
+    if host.status == DockerHost.Status.DECOMMISSIONED:
+        return host.decommissioned_at is not None and assignment.created_at > host.decommissioned_at
+    return True
+
+
+def runtime_orders(*, instance: NodeInstance, assignments: list[ModuleAssignment]) -> list[dict[str, Any]]:
+    """The docker orders of a heartbeat answer (docs/AGENT_PROTOCOL.md)."""
+    docker = [a for a in assignments if a.module.runtime == Module.Runtime.DOCKER]
+    assignment = max(docker, key=lambda a: a.created_at) if docker else None
+    host = (
+        DockerHost.objects.filter(node_instance_id=instance.id)
+        .only("id", "status", "decommissioned_at", "created_at")
+        .order_by("-created_at")
+        .first()
+    )
+    if host is not None and host.status == DockerHost.Status.DECOMMISSIONING:
+        return [{"runtime": RUNTIME, "action": "decommission", "host_id": host.id}]
+    if provisioning_wanted(assignment=assignment, host=host):
+        live = host is not None and host.status != DockerHost.Status.DECOMMISSIONED
+        return [{"runtime": RUNTIME, "action": "provision", "host_id": host.id if live else None}]
+    return []
+
+
+def host_client_tls(*, host: DockerHost) -> dict[str, str]:
+    """The platform's client TLS material for a host, from the row (never a Vault round-trip)."""
+    if not host.client_cert_pem or not host.client_key_encrypted:
+        return {}
+    return {
+        "cert_pem": host.client_cert_pem,
+        "key_pem": secretbox.decrypt(host.client_key_encrypted),
+        "ca_pem": host.client_chain_pem,
+    }

@@ -1,0 +1,102 @@
+"""Bearer authentication for agents: a ``pna_`` token acts for its own NodeInstance only.
+
+The token's prefix finds the instance (one indexed lookup), the sha256 proves the secret. A deleted
+instance's token stops working at once (its hash is cleared, and its status is checked here too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rest_framework import authentication
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from apps.nodes.models import NodeInstance
+from powernode import tokens
+from powernode.actors import Actor
+from powernode.errors import NotAuthenticated
+
+# Only the columns the agent endpoints need: the heartbeat is the platform's hottest path.
+_AGENT_FIELDS = (
+    "id",
+    "name",
+    "node_template_id",
+    "status",
+    "agent_token_hash",
+    "agent_version",
+    "wireguard_public_key",
+    "runtime_report",
+    "last_heartbeat_at",
+)
+
+
+@dataclass(frozen=True)
+class AgentPrincipal:
+    """``request.user`` on agent endpoints: the instance the token belongs to."""
+
+    instance: NodeInstance
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+    is_superuser = False
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.for_agent(self.instance)
+
+    def get_username(self) -> str:
+        return f"agent:{self.instance.name}"
+
+    def has_perm(self, perm: str, obj: object = None) -> bool:
+        return False  # agents hold no operator permission
+
+
+def _bad_token() -> NotAuthenticated:
+    return NotAuthenticated(
+        "The agent token is not valid (unknown, rotated, or its instance was deleted).",
+        details={"hint": "use the agent_token from system_provision_instance or rotate_agent_token"},
+    )
+
+
+def instance_for_agent_token(token: str) -> NodeInstance:
+    """The live instance a valid agent token belongs to, or ``NotAuthenticated``."""
+    prefix = tokens.parse_token(token, tokens.AGENT)
+    if prefix is None:
+        raise NotAuthenticated(
+            "Agent endpoints need an agent token (pna_...) from system_provision_instance.",
+            details={"hint": "operator tokens (pno_...) are not accepted here"},
+        )
+    instance = NodeInstance.objects.only(*_AGENT_FIELDS).filter(agent_token_prefix=prefix).first()
+    if (
+        instance is None
+        or instance.status == NodeInstance.Status.DELETED
+        or not instance.agent_token_hash
+        or not tokens.token_matches(token, instance.agent_token_hash)
+    ):
+        raise _bad_token()
+    return instance
+
+
+class AgentTokenAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer pna_...``; anything else on an agent endpoint is a 401."""
+
+    def authenticate(self, request: Request) -> tuple[AgentPrincipal, str]:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        scheme, _, value = header.partition(" ")
+        if not header or scheme.lower() != "bearer" or not value.strip():
+            raise NotAuthenticated(
+                "Authentication required: send 'Authorization: Bearer <agent token>'.",
+                details={"hint": "the agent token comes from system_provision_instance"},
+            )
+        token = value.strip()
+        return AgentPrincipal(instance_for_agent_token(token)), token
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="powernode-agent"'
+
+
+class IsAgent(BasePermission):
+    def has_permission(self, request: Request, view: object) -> bool:
+        return isinstance(request.user, AgentPrincipal)
