@@ -49,3 +49,32 @@ def ca_adapter(request: pytest.FixtureRequest) -> CaAdapter:
         return LocalCaAdapter(request.getfixturevalue("local_ca_dir"))
     server: OpenBaoServer = request.getfixturevalue("openbao")
     return VaultCaAdapter(server.url, server.token)
+
+
+@pytest.fixture
+def local_ca_settings(settings, tmp_path: Path) -> Path:
+    """Django settings pointing the services at a fresh local CA (and no Vault)."""
+    settings.VAULT_ADDR = ""
+    settings.VAULT_TOKEN = ""
+    settings.PKI_LOCAL_CA_DIR = tmp_path / "pki"
+    init_local_ca(settings.PKI_LOCAL_CA_DIR)
+    return settings.PKI_LOCAL_CA_DIR
+
+
+def point_settings_at(settings, server: OpenBaoServer) -> None:  # noqa: ANN001 - pytest-django settings
+    settings.VAULT_ADDR = server.url
+    settings.VAULT_TOKEN = server.token
+    settings.VAULT_PKI_MOUNT = "pki_int"
+    settings.VAULT_PKI_ROLE = "node"
+    settings.VAULT_KV_MOUNT = "secret"
+    settings.VAULT_TIMEOUT = 5.0
+
+
+@pytest.fixture(params=["local", pytest.param("vault", marks=pytest.mark.vault)])
+def ca_backend(request: pytest.FixtureRequest, settings) -> str:  # noqa: ANN001
+    """Services configured for each adapter in turn; returns the expected adapter name."""
+    if request.param == "local":
+        request.getfixturevalue("local_ca_settings")
+        return "LocalCaAdapter"
+    point_settings_at(settings, request.getfixturevalue("openbao"))
+    return "VaultCaAdapter"
