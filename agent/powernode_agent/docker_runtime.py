@@ -195,8 +195,9 @@ def probe_tls_listener(
 
     The agent holds no client certificate, so it cannot call the API; it checks what it can without one:
     the TLS 1.3 handshake verifies the server certificate against the platform's chain and the overlay
-    address (IP SAN), and the daemon then refuses our certificate-less request with the
-    ``certificate_required`` alert, which proves ``tlsverify`` is on. Raises DockerRuntimeError otherwise.
+    address (IP SAN), and the daemon then refuses our certificate-less request with a
+    ``certificate_required`` / ``bad_certificate`` alert, which proves ``tlsverify`` is on.
+    Raises DockerRuntimeError otherwise.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -220,7 +221,9 @@ def probe_tls_listener(
                 tls.sendall(b"GET /version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
                 data = tls.recv(64)
             except ssl.SSLError as exc:
-                if "CERTIFICATE_REQUIRED" in str(exc).upper():
+                # Go before 1.21 (Debian's 20.10 engine) says bad_certificate, newer Go certificate_required;
+                # we sent no certificate at all, so either alert means "a client certificate is required".
+                if any(alert in str(exc).upper() for alert in ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE")):
                     return
                 raise DockerRuntimeError(f"[{address}]:{port} failed the request oddly: {exc}") from None
             except OSError as exc:
@@ -429,6 +432,7 @@ class DockerRuntime:
         if self._child_pid() is not None:
             log.info("docker: dockerd already running (pid %s)", self._child_pid())
             return
+        self._reap_leftovers()
         argv = [
             *self.config.dockerd_command_prefix,
             self._require_dockerd(),
@@ -447,6 +451,50 @@ class DockerRuntime:
             os.close(fd)
         self.store.write(st.DOCKERD_PID, f"{self._proc.pid}\n")
         log.info("docker: started dockerd as a child (pid %s, log %s)", self._proc.pid, log_path)
+
+    def _managed_containerd(self) -> tuple[Path, int, bool] | None:
+        """(pidfile, pid, is_zombie) for the containerd a child dockerd started under its exec-root."""
+        try:
+            exec_root = json.loads(self.daemon_json.read_text()).get("exec-root") or "/var/run/docker"
+            pidfile = Path(exec_root) / "containerd" / "containerd.pid"
+            pid = int(pidfile.read_text().strip())
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, AttributeError):
+            return None
+        zombie = stat.rsplit(")", 1)[-1].split()[0] == "Z"
+        if not zombie and b"containerd" not in cmdline:
+            return None  # pid reused by something else
+        return pidfile, pid, zombie
+
+    def _reap_leftovers(self, timeout_s: float = 10.0) -> None:
+        """Clear what a crashed dockerd left: its containerd, still exiting or a zombie nobody reaps.
+
+        dockerd 20.10 finds the old containerd's pid alive (a zombie counts), waits for it to serve, and
+        gives up ("timeout waiting for containerd to start"). An orphan's zombie stays as long as PID 1 does
+        not reap it (it does not on these machines), so we stop a live one and forget a zombie's pidfile.
+        """
+        for sig in (None, signal.SIGTERM, signal.SIGKILL):
+            found = self._managed_containerd()
+            if found is None:
+                return
+            pidfile, pid, zombie = found
+            if zombie:
+                log.warning("docker: forgetting the previous dockerd's defunct containerd (pid %s)", pid)
+                st.remove_file(pidfile)
+                return
+            if sig is not None:
+                log.warning("docker: sending %s to the previous dockerd's containerd (pid %s)", sig.name, pid)
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    return
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                found = self._managed_containerd()
+                if found is None or found[2]:
+                    break
+                time.sleep(0.1)
 
     def _stop_child(self, timeout_s: float) -> None:
         pid = self._child_pid()
