@@ -25,8 +25,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def fresh_prefix() -> str:
-    """A prefix no other lab on the machine uses ("pnt" + 3 hex + "-": 7 of the 15 interface bytes)."""
-    return f"pnt{secrets.token_hex(2)[:3]}-"
+    """A prefix no other lab on the machine uses ("pnl" + 3 hex + "-": 7 of the 15 interface bytes)."""
+    return f"pnl{secrets.token_hex(2)[:3]}-"
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,107 @@
+"""The lab's own building blocks: hub firewall, registry TLS, spoke configs and teardown after a crash."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lab.pki import LabCa
+from lab.teardown import down, leftovers
+from lab.wireguard import parse_wg_quick
+from lab.world import NETWORK_A, NETWORK_B, World
+from tests.lab.conftest import fresh_prefix
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_wg_quick_config_parsing() -> None:
+    cfg = parse_wg_quick(textwrap.dedent("""\
+        [Interface]
+        PrivateKey = aaaa
+        Address = fd00:1::5/128  # the grant's overlay address
+        MTU = 1380
+
+        [Peer]
+        PublicKey = bbbb
+        Endpoint = [fd00:ff::1]:51820
+        AllowedIPs = fd00:1::/64, fd00:2::/64
+        """))
+    assert cfg.addresses == ["fd00:1::5/128"]
+    assert cfg.peer_allowed_ips == ["fd00:1::/64", "fd00:2::/64"]
+    assert cfg.mtu == 1380
+
+
+@pytest.mark.lab
+def test_hub_forwards_only_within_a_network(world: World) -> None:
+    rules = world.lab.hub.forward_rules()
+    assert "policy drop" in rules
+    for name in ("A", "B"):
+        ifname = world.lab.hub.networks[name].ifname
+        assert f'iifname "{ifname}" oifname "{ifname}" accept' in rules
+    assert world.lab.platform.run("sysctl", "-n", "net.ipv6.conf.all.forwarding").stdout.strip() == "1"
+    assert world.lab.hub.networks["A"].prefix == NETWORK_A
+    assert world.lab.hub.networks["B"].prefix == NETWORK_B
+
+
+@pytest.mark.lab
+def test_registry_serves_tls_from_the_lab_ca_only(world: World) -> None:
+    registry = world.lab.registry
+    # By name, as dockerd reaches it (image references cannot hold IPv6 literals).
+    resolve = f"{registry.name}:{registry.port}:[{world.lab.service_address}]"
+    url = f"https://{registry.name}:{registry.port}/v2/"
+
+    def curl_with(ca_pem: str | None):
+        argv = ["curl", "-sS", "--max-time", "5", "--resolve", resolve]
+        if ca_pem:
+            path = world.lab.dir / "curl" / "registry-ca.pem"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(ca_pem)
+            argv += ["--cacert", str(path)]
+        return world.lab.hosts["node"].ns.run(*argv, url, check=False)
+
+    trusted = curl_with(world.ca.ca_pem)
+    assert trusted.returncode == 0, trusted.stderr
+    assert trusted.stdout.strip() == "{}"  # no auth: Debian's shipped htpasswd config is not used
+    assert curl_with(LabCa("another CA").ca_pem).returncode == 60  # certificate not trusted
+    assert curl_with(None).returncode == 60  # the system bundle does not know the lab CA
+
+
+CRASHING_LAB = """
+import os, sys, docker
+from lab.topology import Lab
+from lab.pki import LabCa
+prefix = sys.argv[1]
+lab = Lab(prefix).up()
+lab.add_network("A", "fd70:6e6c:c::/64")
+lab.add_host("node")
+lab.join("node", "A", "fd70:6e6c:c::10")
+lab.start_registry(LabCa())
+ref = lab.build_image()
+dockerd = lab.dockerd("node", unix_socket=True)
+dockerd.start()
+api = docker.APIClient(base_url=f"unix://{dockerd.socket_path}", version="1.41")
+api.pull(ref)
+api.start(api.create_container(ref)["Id"])
+print("UP", flush=True)
+os.kill(os.getpid(), 9)  # no cleanup at all
+"""
+
+
+@pytest.mark.lab
+def test_down_removes_everything_after_a_crash(lab_possible: None) -> None:
+    prefix = fresh_prefix()
+    try:
+        proc = subprocess.run([sys.executable, "-c", CRASHING_LAB, prefix], cwd=REPO, capture_output=True,
+                              text=True, timeout=180)
+        assert "UP" in proc.stdout, proc.stderr[-3000:]
+        left = leftovers(prefix)
+        assert left["netns"] and left["processes"] and left["wireguard_sockets"] and left["files"]
+        assert left["cgroups"]  # the container's
+    finally:
+        remaining = down(prefix)
+    assert remaining == {}
+    assert all(not v for v in leftovers(prefix).values())
