@@ -10,12 +10,10 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 def obj(required: dict[str, Any] | None = None, optional: dict[str, Any] | None = None) -> dict[str, Any]:
     required = required or {}
     optional = optional or {}
-    return {
-        "type": "object",
-        "properties": {**required, **optional},
-        "required": list(required),
-        "additionalProperties": False,
-    }
+    schema: dict[str, Any] = {"type": "object", "properties": {**required, **optional}, "additionalProperties": False}
+    if required:  # OpenAPI 3.0 refuses an empty "required" list
+        schema["required"] = list(required)
+    return schema
 
 
 def uuid_(description: str = "") -> dict[str, Any]:

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from apps.system.registry import MAX_INPUT_BYTES, all_actions, run_action
 from powernode.actors import Actor
-from powernode.errors import PayloadTooLarge
+from powernode.errors import PayloadTooLarge, ValidationError
 
 ActionListSerializer = inline_serializer(
     "ActionList",
@@ -52,4 +52,6 @@ class ActionRunView(APIView):
             raise PayloadTooLarge(f"The body is {length} bytes; the limit is {MAX_INPUT_BYTES}.")
         # read the raw body first: an empty body means {} (DRF would parse it as an empty dict anyway)
         payload = request.data if request.body.strip() else {}
+        if payload is None:
+            raise ValidationError("The body must be a JSON object (or empty); got null.")
         return Response(run_action(name=name, actor=Actor.for_user(request.user), payload=payload))

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The first command: a fresh machine to a running platform (SQLite, local CA, default catalog, a login).
+#   scripts/run.sh            → http://127.0.0.1:8000/admin/  (POWERNODE_BIND=0.0.0.0:8000 to expose)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+.venv/bin/python manage.py powernode_setup
+.venv/bin/python manage.py collectstatic --noinput -v0
+BIND=${POWERNODE_BIND:-127.0.0.1:8000}
+echo "powernode: http://$BIND/admin/  ·  API docs http://$BIND/api/v1/docs/  ·  Ctrl-C stops it"
+exec .venv/bin/uvicorn powernode.asgi:application --host "${BIND%:*}" --port "${BIND##*:}" --workers 1

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The second command: installs what the tests need (PostgreSQL, WireGuard, dockerd, registry, Chromium)
+# and runs every check. Exit status is non-zero if any step failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONDONTWRITEBYTECODE=1
+ARTIFACTS=${POWERNODE_ARTIFACTS:-$PWD/var/artifacts}
+mkdir -p "$ARTIFACTS"
+
+failed=()
+step() {  # step NAME COMMAND...
+  local name=$1; shift
+  echo "=== $name"
+  local start=$SECONDS
+  if "$@"; then echo "--- $name: ok ($((SECONDS - start))s)"; else echo "--- $name: FAILED ($((SECONDS - start))s)"; failed+=("$name"); fi
+}
+
+scripts/bootstrap.sh || { echo "bootstrap failed"; exit 1; }
+if [ "$(id -u)" = 0 ]; then
+  scripts/install_lab_deps.sh || { echo "installing the lab's packages failed"; exit 1; }
+else
+  echo "not root: lab tests will be skipped (they need network namespaces)"
+fi
+PG_URL=$(scripts/pg.sh start) || { echo "PostgreSQL did not start"; exit 1; }
+
+PY=.venv/bin/python
+step "ruff" .venv/bin/ruff check .
+step "migrations are up to date" $PY manage.py makemigrations --check --dry-run
+step "OpenAPI schema validates" $PY manage.py spectacular --validate --fail-on-warn --file "$ARTIFACTS/openapi.yaml"
+step "pytest on PostgreSQL" env DATABASE_URL="$PG_URL" .venv/bin/pytest -p no:cacheprovider -q -m "not browser" \
+  --junitxml="$ARTIFACTS/pytest-postgres.xml" tests
+step "API contract tests on SQLite" env -u DATABASE_URL .venv/bin/pytest -p no:cacheprovider -q -m contract tests
+step "agent tests" .venv/bin/pytest -p no:cacheprovider -q agent/tests
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED steps: ${failed[*]}"
+  exit 1
+fi
+echo "all steps passed"
