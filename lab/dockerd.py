@@ -160,6 +160,8 @@ class LabDockerd:
         """Stop the daemon (it stops its containers first), then anything it left behind."""
         from lab.teardown import kill_matching  # here to keep teardown free to import this module
 
+        # The lab's containers are disposable; a dockerd would wait 10 s for each whose PID 1 ignores SIGTERM.
+        kill_matching(cgroup_contains=[f"/{self.name}/"], grace=0)
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
