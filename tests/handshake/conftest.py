@@ -1,4 +1,4 @@
-"""Fixtures for the handshake tests: a local CA, the tutorial's fleet with docker-engine assigned, agent clients."""
+"""Handshake test fixtures: a local CA, the tutorial's fleet with docker-engine assigned, agent clients."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ HANDSHAKE = "/api/v1/runtime/handshake"
 
 
 class AgentClient:
-    """Plays one agent over HTTP (the Django test client): heartbeat and handshake, returning (status, json)."""
+    """Plays one agent over HTTP (Django's test client); every call returns (status, json)."""
 
     def __init__(self, token: str | None) -> None:
         self.client = APIClient()
@@ -99,7 +99,9 @@ def state_counts() -> dict[str, int]:
 def host_snapshot() -> list[tuple]:
     from apps.docker_hosts.models import DockerHost
 
-    return list(DockerHost.objects.order_by("id").values_list("id", "status", "server_cert_serial", "version"))
+    return list(
+        DockerHost.objects.order_by("id").values_list("id", "status", "server_cert_serial", "version")
+    )
 
 
 def assert_error(status: int, body: dict, expected_status: int, expected_type: str) -> dict:

@@ -54,9 +54,9 @@ def test_full_handshake_events_answers_and_host(api, docker_fleet, agent):
 
     assert docker_kinds_oldest_first(api) == DOCKER_SEQUENCE
     hosts = api.ok("docker_list_hosts")["hosts"]
-    assert [(h["id"], h["node_instance_id"], h["api_endpoint"], h["status"], h["version"]) for h in hosts] == [
-        (host_id, docker_fleet["instance"]["id"], f"tcp://[{overlay}]:2376", "connected", "25.0.3")
-    ]
+    assert [
+        (h["id"], h["node_instance_id"], h["api_endpoint"], h["status"], h["version"]) for h in hosts
+    ] == [(host_id, docker_fleet["instance"]["id"], f"tcp://[{overlay}]:2376", "connected", "25.0.3")]
     instance = api.ok("system_get_instance", {"id": docker_fleet["instance"]["id"]})["instance"]
     assert instance["docker_host_id"] == host_id
 
@@ -104,9 +104,7 @@ def test_repeated_wants_cert_resigns_for_the_same_host(docker_fleet, agent):
     second = agent.ok("wants_cert", csr_pem=make_csr())
     assert first["host_id"] == second["host_id"]
     assert DockerHost.objects.count() == 1
-    serials = [
-        x509.load_pem_x509_certificate(a["cert_pem"].encode()).serial_number for a in (first, second)
-    ]
+    serials = [x509.load_pem_x509_certificate(a["cert_pem"].encode()).serial_number for a in (first, second)]
     assert serials[0] != serials[1]
     host = DockerHost.objects.get()
     # the client keypair is issued once, not per wants_cert
@@ -118,7 +116,10 @@ def test_repeated_wants_cert_resigns_for_the_same_host(docker_fleet, agent):
 
 def test_second_ready_changes_nothing(docker_fleet, agent):
     agent.walk_to_ready(version="20.10.24")
-    before = (Event.objects.count(), list(DockerHost.objects.values_list("status", "version", "connected_at")))
+    before = (
+        Event.objects.count(),
+        list(DockerHost.objects.values_list("status", "version", "connected_at")),
+    )
     assert agent.ok("ready", version="20.10.24") == {
         "host_id": DockerHost.objects.get().id,
         "status": "connected",
@@ -167,7 +168,9 @@ def test_failed_before_any_host_records_an_event_only(docker_fleet, agent):
 def test_every_event_carries_instance_and_agent_actor(docker_fleet, agent):
     agent.walk_to_ready()
     host_id = DockerHost.objects.get().id
-    events = Event.objects.filter(kind__startswith="system.docker.").exclude(kind="system.docker.module.assigned")
+    events = Event.objects.filter(kind__startswith="system.docker.").exclude(
+        kind="system.docker.module.assigned"
+    )
     assert events.count() == 6
     for event in events:
         assert str(event.instance_id) == docker_fleet["instance"]["id"]
