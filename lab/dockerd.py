@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -22,8 +21,7 @@ from typing import Any
 from lab.netns import Netns
 from lab.pki import KeyPair
 from lab.proc import LabError, wait_for, write_private
-
-ETC_DOCKER = Path("/etc/docker")
+from lab.sandbox import sandbox_argv, write_etc_docker, write_hosts_file
 
 
 @dataclass
@@ -104,29 +102,19 @@ class LabDockerd:
             write_private(Path(cfg["tlscacert"]), self.tls.ca_pem, 0o644)
             write_private(Path(cfg["tlscert"]), self.tls.server.cert_pem, 0o644)
             write_private(Path(cfg["tlskey"]), self.tls.server.key_pem, 0o600)
-        hosts = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
-        hosts += [f"{addr} {name}" for name, addr in self.hosts_entries.items()]
-        write_private(self.workdir / "hosts", "\n".join(hosts) + "\n", 0o644)
-        etc_docker = self.workdir / "etc-docker"
-        etc_docker.mkdir(exist_ok=True, mode=0o755)
-        for registry, ca_pem in self.registry_cas.items():
-            write_private(etc_docker / "certs.d" / registry / "ca.crt", ca_pem, 0o644)
+        write_hosts_file(self.workdir / "hosts", self.hosts_entries)
+        write_etc_docker(self.workdir / "etc-docker", self.registry_cas)
         return write_private(self.workdir / "daemon.json", json.dumps(cfg, indent=2) + "\n", 0o600)
 
     def argv(self, config_path: Path) -> list[str]:
-        script = " && ".join([
-            # Private /run: dockerd would otherwise share a system containerd socket if one existed.
-            "mount -t tmpfs -o mode=0755 pnlab-run /run",
-            f"mount --bind {shlex.quote(str(self.workdir / 'hosts'))} /etc/hosts",
-            f"mount --bind {shlex.quote(str(self.workdir / 'etc-docker'))} {ETC_DOCKER}",
-            f"exec dockerd --config-file {shlex.quote(str(config_path))}",
-        ])
-        return [*self.ns.prefix_argv(), "unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+        # Private /run: dockerd would otherwise share a system containerd socket if one existed.
+        return sandbox_argv(self.ns, ["dockerd", "--config-file", str(config_path)],
+                            hosts_file=self.workdir / "hosts", etc_docker=self.workdir / "etc-docker",
+                            private_run=True)
 
     def start(self, *, timeout: float = 60) -> LabDockerd:
         if not self.ns.exists():
             raise LabError(f"namespace {self.ns.name} does not exist")
-        ETC_DOCKER.mkdir(exist_ok=True)  # the bind mount needs a mount point; docker.io owns this dir
         config_path = self._write_files()
         self.log_path.write_bytes(b"")
         with open(self.log_path, "ab") as log:

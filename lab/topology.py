@@ -9,10 +9,13 @@ reach each other over the underlay.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import re
+import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +23,15 @@ from lab.dockerd import DockerdTls, LabDockerd
 from lab.hub import Hub, HubNetwork
 from lab.image import build_and_push
 from lab.netns import Netns, add_route, check_ifname, connect
-from lab.pki import LabCa
+from lab.pki import KeyPair, LabCa
 from lab.proc import LabError, write_private
 from lab.registry import REGISTRY_NAME, LabRegistry
+from lab.sandbox import sandbox_argv, write_etc_docker, write_hosts_file
 from lab.teardown import down, lab_dir
 from lab.wireguard import WgInterface, WgKey, render_wg_quick, spoke_up
 
 UNDERLAY = "fd70:6e6c:6162::/48"  # "pnlab" in the ULA global ID
+PLATFORM_NAME = "platform.powernode.internal"
 HUB_BASE_PORT = 51820
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{1,5}-$")
 
@@ -59,6 +64,7 @@ class Lab:
         self.registry: LabRegistry | None = None
         self.registry_ca_pem: str | None = None
         self.image_ref: str | None = None
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
     def up(self) -> Lab:
@@ -77,6 +83,8 @@ class Lab:
     def close(self) -> dict[str, list[str]]:
         """Stop everything in order, then sweep by prefix; returns leftovers (empty when clean)."""
         errors: list[str] = []
+        for name in list(self.processes):
+            _try(lambda name=name: self.stop_process(name), errors)
         for dockerd in list(self.dockerds.values()):
             _try(dockerd.stop, errors)
         if self.registry:
@@ -147,29 +155,90 @@ class Lab:
         return iface
 
     # --- registry, image, dockerd ----------------------------------------------------------------
-    def start_registry(self, ca: LabCa) -> LabRegistry:
-        """The image registry on the platform's service address, TLS certificate from ``ca``."""
-        tls = ca.issue_server(REGISTRY_NAME, dns=[REGISTRY_NAME], ips=[self.service_address])
+    def start_registry(self, ca: LabCa | None = None, *, tls: KeyPair | None = None,
+                       ca_pem: str | None = None) -> LabRegistry:
+        """The image registry on the platform's service address, named ``registry.powernode.internal``.
+
+        Its certificate comes from ``ca`` (the lab CA), or is given as ``tls`` + ``ca_pem`` (e.g. issued
+        by the platform's own CA, for the name REGISTRY_NAME and the service address).
+        """
+        if ca is not None:
+            tls = ca.issue_server(REGISTRY_NAME, dns=[REGISTRY_NAME], ips=[self.service_address])
+            ca_pem = ca.ca_pem
+        if tls is None or ca_pem is None:
+            raise LabError("start_registry needs a CA, or a certificate and the CA that issued it")
         registry = LabRegistry(self.platform, self.dir / "registry", self.service_address, tls=tls)
         self.registry = registry.start()
-        self.registry_ca_pem = ca.ca_pem
+        self.registry_ca_pem = ca_pem
         return registry
+
+    def ns(self, role: str) -> Netns:
+        """The namespace of host ``role``; ``platform`` is the platform's."""
+        return self.platform if role == "platform" else self.hosts[role].ns
+
+    def hosts_entries(self) -> dict[str, str]:
+        """Names that resolve inside the lab's sandboxes (see lab.sandbox): the registry, the platform."""
+        entries = {PLATFORM_NAME: self.service_address}
+        if self.registry:
+            entries[self.registry.name] = self.service_address
+        return entries
+
+    def registry_cas(self) -> dict[str, str]:
+        if self.registry and self.registry_ca_pem:
+            return {self.registry.host: self.registry_ca_pem}
+        return {}
 
     def dockerd(self, role: str, *, tcp_hosts: Sequence[str] = (), tls: DockerdTls | None = None,
                 unix_socket: bool = False, bip: str | None = "198.18.0.1/24") -> LabDockerd:
         """A (not yet started) dockerd in host ``role`` that resolves and trusts the lab registry."""
-        ns = self.platform if role == "platform" else self.hosts[role].ns
-        name = f"{self.prefix}d{role}"
-        hosts_entries, registry_cas = {}, {}
-        if self.registry and self.registry_ca_pem:
-            hosts_entries[self.registry.name] = self.service_address
-            registry_cas[self.registry.host] = self.registry_ca_pem
         dockerd = LabDockerd(
-            ns, name, self.dir / f"dockerd-{role}", tcp_hosts=list(tcp_hosts), unix_socket=unix_socket,
-            tls=tls, bip=bip, hosts_entries=hosts_entries, registry_cas=registry_cas,
+            self.ns(role), f"{self.prefix}d{role}", self.dir / f"dockerd-{role}", tcp_hosts=list(tcp_hosts),
+            unix_socket=unix_socket, tls=tls, bip=bip, hosts_entries=self.hosts_entries(),
+            registry_cas=self.registry_cas(),
         )
         self.dockerds[role] = dockerd
         return dockerd
+
+    def spawn(self, role: str, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+              sandbox: bool = True, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+        """Start a long-running process (platform server, agent) in host ``role``, logging to
+        ``<lab dir>/logs/<name>.log``; ``close()`` stops it.
+
+        With ``sandbox`` it sees the lab's hosts file and a private /etc/docker
+        (``<lab dir>/etc-docker-<name>``): an agent's dockerd then trusts the lab registry, and the
+        daemon.json and TLS files it writes under /etc/docker stay inside the lab.
+        """
+        if name in self.processes:
+            raise LabError(f"process {name} exists")
+        if sandbox:
+            hosts_file = write_hosts_file(self.dir / f"hosts-{name}", self.hosts_entries())
+            etc_docker = write_etc_docker(self.dir / f"etc-docker-{name}", self.registry_cas())
+            full_argv = sandbox_argv(self.ns(role), argv, hosts_file=hosts_file, etc_docker=etc_docker)
+        else:
+            full_argv = [*self.ns(role).prefix_argv(), *argv]
+        log_path = self.dir / "logs" / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                full_argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+            )
+        self.processes[name] = process
+        return process
+
+    def stop_process(self, name: str, *, timeout: float = 15) -> int | None:
+        """SIGTERM the process group of a spawned process, SIGKILL after ``timeout``; its exit code."""
+        process = self.processes.pop(name)
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        return process.returncode
 
     def build_image(self) -> str:
         """Build the busybox httpd image with a throwaway dockerd in the platform namespace and push
@@ -189,7 +258,7 @@ class Lab:
     def curl(self, role: str, url: str, *, ca_pem: str | None = None, cert_pem: str | None = None,
              key_pem: str | None = None, max_time: float = 5) -> subprocess.CompletedProcess[str]:
         """curl from host ``role`` (``platform`` too); check=False: callers look at returncode."""
-        ns = self.platform if role == "platform" else self.hosts[role].ns
+        ns = self.ns(role)
         argv = ["curl", "-sS", "--max-time", str(max_time), "-g"]
         tmp = self.dir / "curl" / role
         if ca_pem:

@@ -105,3 +105,21 @@ def test_down_removes_everything_after_a_crash(lab_possible: None) -> None:
         remaining = down(prefix)
     assert remaining == {}
     assert all(not v for v in leftovers(prefix).values())
+
+
+@pytest.mark.lab
+def test_spawned_process_sees_the_lab_names_and_a_private_etc_docker(world: World) -> None:
+    lab = world.lab
+    script = ("getent hosts registry.powernode.internal platform.powernode.internal; "
+              "ls /etc/docker/certs.d; echo written > /etc/docker/from-agent")
+    process = lab.spawn("node", "sandbox-probe", ["sh", "-c", script])
+    assert process.wait(timeout=30) == 0
+    log = (lab.dir / "logs" / "sandbox-probe.log").read_text()
+    assert f"{lab.service_address}  registry.powernode.internal" in log or \
+        f"{lab.service_address} registry.powernode.internal" in log
+    assert "platform.powernode.internal" in log
+    assert "registry.powernode.internal:5000" in log
+    # What the process wrote under /etc/docker landed in the lab, not on the machine.
+    assert (lab.dir / "etc-docker-sandbox-probe" / "from-agent").read_text() == "written\n"
+    assert not Path("/etc/docker/from-agent").exists()
+    assert lab.stop_process("sandbox-probe") == 0
