@@ -217,16 +217,24 @@ def probe_tls_listener(
         except (ssl.SSLError, OSError) as exc:
             raise DockerRuntimeError(f"TLS handshake with [{address}]:{port} failed: {exc}") from None
         with tls:
+            # Wait for the verdict before sending anything: a request the server never reads makes its
+            # close a TCP reset, which can overtake the alert we are waiting for.
+            tls.settimeout(min(timeout_s, 3.0))
             try:
-                tls.sendall(b"GET /version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
                 data = tls.recv(64)
-            except ssl.SSLError as exc:
-                # Go before 1.21 (Debian's 20.10 engine) says bad_certificate, newer Go certificate_required;
-                # we sent no certificate at all, so either alert means "a client certificate is required".
-                if any(alert in str(exc).upper() for alert in ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE")):
+            except TimeoutError:
+                # No verdict: the server is waiting for a request, so it accepted us without a certificate.
+                try:
+                    tls.settimeout(timeout_s)
+                    tls.sendall(b"GET /version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+                    data = tls.recv(64)
+                except (ssl.SSLError, OSError) as exc:
+                    if _is_client_cert_alert(exc):
+                        return
+                    raise DockerRuntimeError(f"[{address}]:{port} dropped the connection: {exc}") from None
+            except (ssl.SSLError, OSError) as exc:
+                if _is_client_cert_alert(exc):
                     return
-                raise DockerRuntimeError(f"[{address}]:{port} failed the request oddly: {exc}") from None
-            except OSError as exc:
                 raise DockerRuntimeError(f"[{address}]:{port} dropped the connection: {exc}") from None
     if data:
         raise DockerRuntimeError(
@@ -235,6 +243,13 @@ def probe_tls_listener(
     raise DockerRuntimeError(
         f"[{address}]:{port} closed the connection without asking for a client certificate"
     )
+
+
+def _is_client_cert_alert(exc: BaseException) -> bool:
+    # Go before 1.21 (Debian's 20.10 engine) sends bad_certificate, newer Go certificate_required; we sent
+    # no certificate at all, so either alert means "a client certificate is required".
+    text = str(exc).upper()
+    return isinstance(exc, ssl.SSLError) and ("CERTIFICATE_REQUIRED" in text or "BAD_CERTIFICATE" in text)
 
 
 # --- the runtime ----------------------------------------------------------------------------------------
