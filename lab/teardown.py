@@ -7,6 +7,7 @@ carry the prefix; processes are found by namespace, command line and cgroup.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -149,6 +150,26 @@ def leftovers(prefix: str) -> dict[str, list[str]]:
         "cgroups": cgroups,
         "files": [str(directory)] if directory.exists() else [],
     }
+
+
+OWNER_FILE = "owner.pid"
+
+
+def stale_prefixes(pattern: str) -> list[str]:
+    """Prefixes matching the regex ``pattern`` whose lab directory names an owner process that is gone
+    (a test run killed with SIGKILL); labs of live processes are left alone."""
+    found = []
+    for entry in Path(tempfile.gettempdir()).glob("*lab"):
+        prefix = entry.name[: -len("lab")]
+        if not re.fullmatch(pattern, prefix):
+            continue
+        try:
+            owner = int((entry / OWNER_FILE).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if not Path(f"/proc/{owner}").exists():
+            found.append(prefix)
+    return found
 
 
 def down(prefix: str) -> dict[str, list[str]]:

@@ -27,7 +27,7 @@ from lab.pki import KeyPair, LabCa
 from lab.proc import LabError, write_private
 from lab.registry import REGISTRY_NAME, LabRegistry
 from lab.sandbox import sandbox_argv, write_etc_docker, write_hosts_file
-from lab.teardown import down, lab_dir
+from lab.teardown import OWNER_FILE, down, lab_dir
 from lab.wireguard import WgInterface, WgKey, render_wg_quick, spoke_up
 
 UNDERLAY = "fd70:6e6c:6162::/48"  # "pnlab" in the ULA global ID
@@ -74,6 +74,8 @@ class Lab:
             raise LabError(f"a lab with prefix {self.prefix} exists already: "
                            f"`python -m lab down --prefix {self.prefix}`")
         self.dir.mkdir(mode=0o700, parents=True)
+        # Lets a later run sweep this lab if this process dies without cleaning up (teardown.stale_prefixes).
+        (self.dir / OWNER_FILE).write_text(f"{os.getpid()}\n")
         self.platform.create()
         self.platform.add_address("lo", f"{self.service_address}/128")
         # The platform routes between overlay hosts (hub); nft's forward chain decides what passes.

@@ -12,6 +12,7 @@ import pytest
 
 from lab.netns import in_netns
 from lab.proc import why_lab_cannot_run
+from lab.teardown import down, stale_prefixes
 from lab.topology import Lab
 from lab.world import World, build_world
 from tests.needs import need
@@ -29,10 +30,16 @@ def fresh_prefix() -> str:
     return f"pnl{secrets.token_hex(2)[:3]}-"
 
 
+TEST_PREFIX_PATTERN = r"pnl[0-9a-f]{3}-"
+
+
 @pytest.fixture(scope="session")
 def lab_possible() -> None:
     reason = why_lab_cannot_run()
     need(reason is None, reason or "")
+    # Labs of earlier runs that were killed outright (their owner process is gone).
+    for prefix in stale_prefixes(TEST_PREFIX_PATTERN):
+        down(prefix)
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from lab.pki import LabCa
-from lab.teardown import down, leftovers
+from lab.teardown import down, leftovers, stale_prefixes
 from lab.wireguard import parse_wg_quick
 from lab.world import NETWORK_A, NETWORK_B, World
-from tests.lab.conftest import fresh_prefix
+from tests.lab.conftest import TEST_PREFIX_PATTERN, fresh_prefix
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,6 +101,7 @@ def test_down_removes_everything_after_a_crash(lab_possible: None) -> None:
         left = leftovers(prefix)
         assert left["netns"] and left["processes"] and left["wireguard_sockets"] and left["files"]
         assert left["cgroups"]  # the container's
+        assert prefix in stale_prefixes(TEST_PREFIX_PATTERN)  # its owner is dead: a later run sweeps it
     finally:
         remaining = down(prefix)
     assert remaining == {}
