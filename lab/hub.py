@@ -58,7 +58,11 @@ class Hub:
         self.ns.sysctl("net.ipv6.conf.all.forwarding", "1")
         ruleset = (
             f"table inet {NFT_TABLE} {{\n"
-            f"  chain {NFT_CHAIN} {{ type filter hook forward priority filter; policy drop; }}\n"
+            f"  chain {NFT_CHAIN} {{\n"
+            "    type filter hook forward priority filter; policy drop;\n"
+            # Last rule: counts what the policy is about to drop (accept rules are inserted above it).
+            '    counter comment "dropped"\n'
+            "  }\n"
             "}\n"
         )
         self.ns.run("nft", "-f", "-", input=ruleset)
@@ -78,7 +82,7 @@ class Hub:
         try:
             iface.set_private_key(key, listen_port)
             self.ns.add_address(ifname, f"{net[1]}/{net.prefixlen}")
-            self.ns.run("nft", "add", "rule", "inet", NFT_TABLE, NFT_CHAIN,
+            self.ns.run("nft", "insert", "rule", "inet", NFT_TABLE, NFT_CHAIN,
                         "iifname", ifname, "oifname", ifname, "accept")
         except Exception:
             iface.stop()
@@ -106,6 +110,13 @@ class Hub:
 
     def forward_rules(self) -> str:
         return self.ns.run("nft", "list", "chain", "inet", NFT_TABLE, NFT_CHAIN).stdout
+
+    def dropped_packets(self) -> int:
+        """Packets the forward chain dropped so far (e.g. from network B towards network A)."""
+        for line in self.forward_rules().splitlines():
+            if 'comment "dropped"' in line and "packets" in line:
+                return int(line.split("packets", 1)[1].split()[0])
+        raise LabError("the hub's drop counter is missing")
 
     def stop(self) -> None:
         for hub_net in self.networks.values():

@@ -124,3 +124,18 @@ def test_spawned_process_sees_the_lab_names_and_a_private_etc_docker(world: Worl
     assert (lab.dir / "etc-docker-sandbox-probe" / "from-agent").read_text() == "written\n"
     assert not Path("/etc/docker/from-agent").exists()
     assert lab.stop_process("sandbox-probe") == 0
+
+
+@pytest.mark.lab
+def test_hub_drops_network_b_traffic_towards_network_a(world: World) -> None:
+    hub = world.lab.hub
+    before = hub.dropped_packets()
+    # The intruder's config claims A's prefix, so WireGuard hands the packets to the hub, where they stop.
+    probe = world.lab.curl("intr", f"http://[{world.node_overlay}]:2376/", max_time=2)
+    assert probe.returncode != 0
+    after_intruder = hub.dropped_packets()
+    assert after_intruder > before
+    allowed = world.lab.curl("ws", f"https://[{world.node_overlay}]:2376/_ping", ca_pem=world.ca.ca_pem,
+                             cert_pem=world.platform_client.cert_pem, key_pem=world.platform_client.key_pem)
+    assert allowed.returncode == 0 and allowed.stdout == "OK"
+    assert hub.dropped_packets() == after_intruder  # traffic inside network A is not dropped
