@@ -25,8 +25,13 @@ class Event(models.Model):
         indexes = [
             # newest-first scans, filtered by a kind prefix while walking back in time
             models.Index(fields=["-occurred_at", "-id"], name="event_recent_idx"),
-            # prefix range on kind (pattern ops on PostgreSQL) then time
-            models.Index(fields=["kind", "-occurred_at"], name="event_kind_time_idx"),
+            # prefix range on kind then time; pattern ops let PostgreSQL use it for LIKE 'prefix%'
+            # under any collation (ignored elsewhere)
+            models.Index(
+                fields=["kind", "-occurred_at"],
+                name="event_kind_time_idx",
+                opclasses=["varchar_pattern_ops", "timestamptz_ops"],
+            ),
             models.Index(fields=["instance_id", "-occurred_at"], name="event_instance_time_idx"),
             models.Index(fields=["host_id", "-occurred_at"], name="event_host_time_idx"),
         ]
