@@ -114,3 +114,32 @@ def assert_error(status: int, body: dict, expected_status: int, expected_type: s
     assert isinstance(error["message"], str) and error["message"], error
     assert isinstance(error["details"], dict), error
     return error
+
+
+@pytest.fixture(scope="session")
+def handshake_openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real ``bao server -dev`` on loopback, bootstrapped with pki, pki_int and the node role."""
+    from apps.pki.adapters.vault import bootstrap
+    from apps.pki.openbao_dev import OpenBaoServer
+
+    server = OpenBaoServer(tmp_path_factory.mktemp("handshake-openbao")).start()
+    try:
+        bootstrap(url=server.url, token=server.token)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["local", pytest.param("vault", marks=pytest.mark.vault)])
+def ca_backend(request: pytest.FixtureRequest, settings) -> str:  # noqa: ANN001 - pytest-django settings
+    """Run a test once with the LocalCaAdapter and once against a real OpenBao; returns the adapter name."""
+    if request.param == "local":
+        return "LocalCaAdapter"
+    server = request.getfixturevalue("handshake_openbao")
+    settings.VAULT_ADDR = server.url
+    settings.VAULT_TOKEN = server.token
+    settings.VAULT_PKI_MOUNT = "pki_int"
+    settings.VAULT_PKI_ROLE = "node"
+    settings.VAULT_KV_MOUNT = "secret"
+    settings.VAULT_TIMEOUT = 5.0
+    return "VaultCaAdapter"

@@ -236,3 +236,17 @@ def test_a_second_template_module_of_another_runtime_does_not_count(api, fleet):
         error_type="RuntimeNotAssignedError",
     )
     assert NodeInstance.objects.get().status == NodeInstance.Status.PROVISIONED
+
+
+def test_ca_failure_at_wants_cert_is_502_and_leaves_no_host(settings, tmp_path, agent):
+    """The CA is called inside the host's transaction: when it fails, the new host row goes with it."""
+    agent.ok("installing")
+    settings.PKI_LOCAL_CA_DIR = tmp_path / "no-ca-here"
+    error = refused(
+        agent,
+        {"runtime": "docker", "phase": "wants_cert", "csr_pem": make_csr()},
+        status_code=502,
+        error_type="CaUnavailableError",
+    )
+    assert error["message"]
+    assert DockerHost.objects.count() == 0

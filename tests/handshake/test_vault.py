@@ -1,0 +1,44 @@
+"""The handshake against a real OpenBao: certificates from pki_int, the client keypair in Vault KV."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.docker_hosts.models import DockerHost
+from apps.docker_hosts.services import kv_path_for_host
+from apps.pki.kv import get_kv_adapter
+from apps.pki.models import IssuedCertificate, VaultKvOutbox
+from powernode import secretbox
+
+# after-commit KV writes only run when the transaction really commits
+pytestmark = [pytest.mark.vault, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+@pytest.fixture
+def vault(settings, handshake_openbao):  # noqa: ANN001, ANN201
+    settings.VAULT_ADDR = handshake_openbao.url
+    settings.VAULT_TOKEN = handshake_openbao.token
+    settings.VAULT_PKI_MOUNT = "pki_int"
+    settings.VAULT_PKI_ROLE = "node"
+    settings.VAULT_KV_MOUNT = "secret"
+    settings.VAULT_TIMEOUT = 5.0
+    return handshake_openbao
+
+
+def test_handshake_with_vault_mirrors_the_keypair_in_kv_and_tombstones_it(vault, api, docker_fleet, agent):
+    agent.walk_to_ready()
+    host = DockerHost.objects.get()
+    assert set(IssuedCertificate.objects.filter(host_id=host.id).values_list("adapter", flat=True)) == {
+        "VaultCaAdapter"
+    }
+    kv = get_kv_adapter()
+    stored = kv.read(kv_path_for_host(host.id))
+    assert stored["key_pem"] == secretbox.decrypt(host.client_key_encrypted)
+    assert stored["cert_pem"] == host.client_cert_pem
+    assert not VaultKvOutbox.objects.filter(status=VaultKvOutbox.Status.PENDING).exists()
+
+    api.ok("system_decommission_docker_runtime", {"host_id": host.id})
+    agent.ok("decommissioned", host_id=host.id)
+    after = kv.read(kv_path_for_host(host.id))
+    assert "key_pem" not in after and after["decommissioned"] == "true"
+    assert not IssuedCertificate.objects.filter(host_id=host.id, revoked_at__isnull=True).exists()
