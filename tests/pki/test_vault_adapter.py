@@ -62,6 +62,7 @@ def test_platform_policy_token_signs_but_cannot_sign_verbatim(openbao: OpenBaoSe
         "client_token"
     ]
     adapter = VaultCaAdapter(openbao.url, token)
+    assert adapter.status().details["ready"] is True  # the policy lets status see mounts and roles
     signed = sign(adapter)
     assert ip_sans(load_cert(signed.cert_pem)) == [OVERLAY]
     adapter.revoke(serial=signed.serial)
@@ -78,6 +79,10 @@ def test_bad_token_is_ca_unavailable(openbao: OpenBaoServer) -> None:
     with pytest.raises(CaUnavailableError) as info:
         sign(adapter)
     assert info.value.status_code == 502
+    status = adapter.status()
+    assert status.reachable is True  # Vault answers...
+    assert status.details["token_valid"] is False and status.details["ready"] is False  # ...but not to us
+    assert "token" in status.details["error"]
 
 
 def test_nothing_listening_is_ca_unavailable_and_status_does_not_raise() -> None:

@@ -240,12 +240,25 @@ class VaultCaAdapter(CaAdapter):
         if health.get("sealed") or not health.get("initialized"):
             details["error"] = "Vault is sealed or not initialised"
             return CaStatus(adapter=self.name, reachable=False, details=details)
+        try:
+            self.client.auth.token.lookup_self()
+            details["token_valid"] = True
+        except hvac.exceptions.Forbidden:
+            details["token_valid"] = False
+            details["error"] = "Vault rejected the platform's token (VAULT_TOKEN)"
+        except (hvac.exceptions.VaultError, requests.RequestException, OSError, ValueError) as exc:
+            details["token_valid"] = None
+            details["error"] = _vault_message(exc)
         details["mounts"] = {
             self.pki_mount: self._has_ca(self.pki_mount),
             self.root_mount: self._has_ca(self.root_mount),
         }
         details["roles"] = {r: self._has_role(r) for r in (self.role, client_role_name(self.role))}
-        details["ready"] = bool(details["mounts"][self.pki_mount]) and all(details["roles"].values())
+        details["ready"] = (
+            bool(details["token_valid"])
+            and bool(details["mounts"][self.pki_mount])
+            and all(details["roles"].values())
+        )
         return CaStatus(adapter=self.name, reachable=True, details=details)
 
     def _has_ca(self, mount: str) -> bool | None:
