@@ -132,9 +132,12 @@ class WireGuardManager:
         ifname = membership.interface
         overlay = ipaddress.IPv6Address(membership.overlay_address)
         network = ipaddress.IPv6Network(membership.prefix, strict=False)
+        changed = False
         if not self.exists(ifname):
             self._create(ifname)
+            changed = True
 
+        peers = self._cmd("wg", "show", ifname, "peers").stdout.split()
         args = ["wg", "set", ifname, "private-key", str(private_key_file)]
         if membership.listen_port:
             args += ["listen-port", str(membership.listen_port)]
@@ -152,21 +155,27 @@ class WireGuardManager:
             if hub.endpoint:
                 args += ["endpoint", hub.endpoint]
         self._cmd(*args)
+        if hub is not None and hub.public_key not in peers:
+            changed = True
         # A hub whose key changed leaves its old peer behind: drop every peer but the current hub.
-        peers = self._cmd("wg", "show", ifname, "peers").stdout.split()
         for peer in peers:
             if hub is None or peer != hub.public_key:
                 self._cmd("wg", "set", ifname, "peer", peer, "remove")
+                changed = True
 
         present = self._global_ipv6(ifname)
         for addr in present - {str(overlay)}:
             self._cmd("ip", "-6", "addr", "del", f"{addr}/128", "dev", ifname, check=False)
+            changed = True
         if str(overlay) not in present:
+            changed = True
             # nodad: a tentative address cannot be bound, and dockerd binds it right after.
             self._cmd("ip", "-6", "addr", "add", f"{overlay}/128", "dev", ifname, "nodad")
         self._cmd("ip", "link", "set", "dev", ifname, "up")
         self._cmd("ip", "-6", "route", "replace", str(network), "dev", ifname)
-        log.info(
+        # Applied on every heartbeat: only a change is worth an INFO line.
+        log.log(
+            logging.INFO if changed else logging.DEBUG,
             "wireguard: %s up, overlay %s, route %s, hub %s",
             ifname,
             overlay,

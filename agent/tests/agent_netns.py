@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ctypes
+import http.client
+import json
 import os
 import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -93,3 +96,22 @@ def unmount_under(directory: Path) -> None:
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
     for mount in sorted((m for m in mounts if m.startswith(prefix) or m == str(directory)), reverse=True):
         subprocess.run(["umount", "-l", mount], capture_output=True)
+
+
+def mtls_get_version(address: str, ca_pem: bytes, cert: bytes, key: bytes, workdir: Path) -> dict:
+    """GET /version on [address]:2376 with a client certificate, as the platform and operators do."""
+    (workdir / "client-cert.pem").write_bytes(cert)
+    (workdir / "client-key.pem").write_bytes(key)
+    os.chmod(workdir / "client-key.pem", 0o600)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cadata=ca_pem.decode())
+    context.load_cert_chain(workdir / "client-cert.pem", workdir / "client-key.pem")
+    conn = http.client.HTTPSConnection(address, 2376, context=context, timeout=10)
+    try:
+        conn.request("GET", "/version")
+        response = conn.getresponse()
+        if response.status != 200:
+            raise RuntimeError(f"/version answered {response.status}")
+        return json.loads(response.read())
+    finally:
+        conn.close()

@@ -7,6 +7,7 @@ import ipaddress
 import json
 import os
 import shutil
+import socket
 import sys
 import threading
 import uuid
@@ -116,8 +117,11 @@ class FakePlatform:
 
     token = "pna_fake-agent-token"
 
-    def __init__(self, ca: TestCa) -> None:
+    def __init__(self, ca: TestCa, bind: tuple[str, int] = ("127.0.0.1", 0)) -> None:
         self.ca = ca
+        self.hold_phase: str | None = None  # a handshake phase whose answer waits for `release`
+        self.held = threading.Event()
+        self.release = threading.Event()
         self.instance_id = str(uuid.uuid4())
         self.host_id = f"host-{uuid.uuid4()}"
         self.overlay = "fd00:abcd:1::2"
@@ -130,8 +134,10 @@ class FakePlatform:
         self.decommissioned = False
         self.host_status = None
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        server_class = _HttpServer6 if ":" in bind[0] else ThreadingHTTPServer
+        self.server = server_class(bind, self._handler())
+        host = f"[{bind[0]}]" if ":" in bind[0] else bind[0]
+        self.url = f"http://{host}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     # what tests look at
@@ -238,6 +244,9 @@ class FakePlatform:
                     body = json.loads(raw or b"{}")
                 except json.JSONDecodeError:
                     body = {}
+                if platform.hold_phase and body.get("phase") == platform.hold_phase:
+                    platform.held.set()
+                    platform.release.wait(60)
                 with platform.lock:
                     platform.requests.append(Recorded(self.path, dict(self.headers), body, raw))
                     if self.headers.get("Authorization") != f"Bearer {platform.token}":
@@ -253,9 +262,17 @@ class FakePlatform:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except BrokenPipeError:
+                    pass  # the agent was killed while we answered (the crash tests do that on purpose)
 
         return Handler
+
+
+class _HttpServer6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    daemon_threads = True
 
 
 @pytest.fixture

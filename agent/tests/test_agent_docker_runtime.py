@@ -282,3 +282,47 @@ def test_probe_fails_when_nothing_listens(test_ca) -> None:
         port = s.getsockname()[1]
     with pytest.raises(DockerRuntimeError, match="nothing answers"):
         probe_tls_listener("127.0.0.1", test_ca.pem.decode(), port=port, timeout_s=2)
+
+
+def _fake_dockerd(tmp_path: Path, version: str, validate_exit: int) -> Path:
+    script = tmp_path / "bin" / "dockerd"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = --version ]; then echo "Docker version {version}, build x"; exit 0; fi\n'
+        f'if [ "$1" = --validate ]; then echo "$@" >> {tmp_path / "validate-calls"}; '
+        f'echo "unknown key: bogus" >&2; exit {validate_exit}; fi\n'
+        "exit 64\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.parametrize(("version", "validate_exit", "calls"), [("25.0.3", 0, 1), ("20.10.24", 0, 0)])
+def test_dockerd_validate_runs_on_engines_that_have_it(
+    tmp_path, tls_dir, version, validate_exit, calls
+) -> None:
+    config = AgentConfig(
+        dockerd_binary=str(_fake_dockerd(tmp_path, version, validate_exit)),
+        docker_tls_dir=tls_dir,
+        daemon_json_path=tmp_path / "daemon.json",
+    )
+    runtime = DockerRuntime(config, StateStore(tmp_path / "s"))
+    runtime.write_daemon_json(PLATFORM_CONFIG)
+    runtime.validate(allowed_addresses=[OVERLAY])
+    made = (tmp_path / "validate-calls").read_text().splitlines() if calls else []
+    assert len(made) == calls
+    if calls:
+        assert made[0] == f"--validate --config-file {tmp_path / 'daemon.json'}"
+
+
+def test_dockerd_validate_refusal_is_a_config_error(tmp_path, tls_dir) -> None:
+    config = AgentConfig(
+        dockerd_binary=str(_fake_dockerd(tmp_path, "25.0.3", 1)),
+        docker_tls_dir=tls_dir,
+        daemon_json_path=tmp_path / "daemon.json",
+    )
+    runtime = DockerRuntime(config, StateStore(tmp_path / "s"))
+    runtime.write_daemon_json(PLATFORM_CONFIG)
+    with pytest.raises(DaemonConfigError, match="unknown key: bogus"):
+        runtime.validate(allowed_addresses=[OVERLAY])

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import secrets
 import shutil
 import signal
 import socket
-import ssl
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,6 +18,7 @@ from agent_netns import (
     del_netns,
     in_netns,
     kill_processes_mentioning,
+    mtls_get_version,
     pid_alive,
     sh,
     unmount_under,
@@ -81,23 +79,6 @@ def dockerd_env(root_tools, test_ca) -> Iterator[dict]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _mtls_version(address: str, ca_pem: bytes, cert: bytes, key: bytes, workdir: Path) -> dict:
-    """GET /version with a client certificate, as the platform and operators do."""
-    (workdir / "client-cert.pem").write_bytes(cert)
-    (workdir / "client-key.pem").write_bytes(key)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.load_verify_locations(cadata=ca_pem.decode())
-    context.load_cert_chain(workdir / "client-cert.pem", workdir / "client-key.pem")
-    conn = http.client.HTTPSConnection(address, 2376, context=context, timeout=10)
-    try:
-        conn.request("GET", "/version")
-        response = conn.getresponse()
-        assert response.status == 200
-        return json.loads(response.read())
-    finally:
-        conn.close()
-
-
 def _port_open(address: str) -> bool:
     try:
         with socket.create_connection((address, 2376), timeout=3):
@@ -131,7 +112,7 @@ def test_dockerd_starts_serves_mtls_only_and_stops(dockerd_env: dict) -> None:
 
     # Readiness was truthful: with a client cert from our CA the API answers, with the same engine version.
     client_key, client_cert = ca.client_keypair()
-    info = in_netns(ns, lambda: _mtls_version(OVERLAY, ca.pem, client_cert, client_key, workdir))
+    info = in_netns(ns, lambda: mtls_get_version(OVERLAY, ca.pem, client_cert, client_key, workdir))
     assert info["Version"] == version
     # It listens on the overlay /128 only: nothing on the namespace's loopback.
     assert in_netns(ns, lambda: _port_open("::1")) is False
