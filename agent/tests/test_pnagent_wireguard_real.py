@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_netns import add_netns, del_netns, kill_processes_mentioning, sh
+from pnagent_netns import add_netns, del_netns, kill_processes_mentioning, sh
 
 from powernode_agent.wireguard import (
     HubPeer,

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_netns import (
+from pnagent_netns import (
     add_netns,
     del_netns,
     in_netns,

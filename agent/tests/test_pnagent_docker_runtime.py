@@ -269,7 +269,7 @@ def test_probe_fails_on_a_cert_for_another_address(tls_server, test_ca) -> None:
 
 
 def test_probe_fails_on_a_cert_from_another_ca(tls_server, test_ca) -> None:
-    from conftest import TestCa
+    from pnagent_fakes import TestCa
 
     port = tls_server(require_client_cert=True, ca=TestCa("someone else"))
     with pytest.raises(DockerRuntimeError, match="do not trust"):

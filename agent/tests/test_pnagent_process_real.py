@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from agent_netns import (
+from pnagent_netns import (
     add_netns,
     del_netns,
     in_netns,
@@ -57,7 +57,7 @@ def _wait(predicate: Callable[[], bool], what: str, timeout_s: float = 90) -> No
 @pytest.fixture
 def lab(root_tools, test_ca) -> Iterator[dict]:
     root_tools("ip", "nsenter", "unshare", "wireguard-go", "wg", "dockerd", "iptables")
-    from conftest import FakePlatform
+    from pnagent_fakes import FakePlatform
 
     tag = secrets.token_hex(2)
     ns_hub, ns_node = f"pnagt-h-{tag}", f"pnagt-n-{tag}"
