@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -139,3 +140,31 @@ def test_hub_drops_network_b_traffic_towards_network_a(world: World) -> None:
                              cert_pem=world.platform_client.cert_pem, key_pem=world.platform_client.key_pem)
     assert allowed.returncode == 0 and allowed.stdout == "OK"
     assert hub.dropped_packets() == after_intruder  # traffic inside network A is not dropped
+
+
+@pytest.mark.lab
+def test_cli_up_leaves_a_working_world_and_down_removes_it(lab_possible: None) -> None:
+    prefix = fresh_prefix()
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "lab", "--prefix", prefix, *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=180)
+
+    try:
+        up = cli("up")
+        assert up.returncode == 0, up.stderr[-3000:]
+        world = json.loads((Path(f"/tmp/{prefix}lab") / "world.json").read_text())
+        certs = world["platform_client_cert"]
+        # The world outlives the command: the Docker CLI's equivalent over mTLS from the workstation works.
+        ping = subprocess.run(
+            ["nsenter", f"--net=/var/run/netns/{world['namespaces']['ws']}", "curl", "-sS", "--max-time", "5",
+             "--cacert", certs["ca"], "--cert", certs["cert"], "--key", certs["key"],
+             f"https://[{world['node_overlay']}]:2376/_ping"], capture_output=True, text=True, timeout=30)
+        assert ping.stdout == "OK", ping.stderr
+        assert cli("up").returncode == 1  # refuses to stand up a second one over the first
+        assert json.loads(cli("status").stdout)["present"]["netns"]
+        down_run = cli("down")
+        assert down_run.returncode == 0, down_run.stderr
+    finally:
+        down(prefix)
+    assert all(not v for v in leftovers(prefix).values())
