@@ -52,7 +52,8 @@ def dockerd_env(root_tools, test_ca) -> Iterator[dict]:
             daemon_json_path=workdir / "daemon.json",
             dockerd_launch="child",
             dockerd_binary="dockerd",
-            # As the lab does: own network namespace, private mount namespace (dockerd's mounts die with it).
+            # The lab's form: own network namespace, private mount namespace (dockerd's mounts die with it)
+            # and a per-node /etc/hosts bound in before dockerd starts; "$@" receives dockerd's argv.
             dockerd_command_prefix=[
                 "nsenter",
                 f"--net=/var/run/netns/{ns}",
@@ -60,6 +61,10 @@ def dockerd_env(root_tools, test_ca) -> Iterator[dict]:
                 "-m",
                 "--propagation",
                 "private",
+                "sh",
+                "-c",
+                f'mount --bind {workdir / "hosts"} /etc/hosts && exec "$@"',
+                "sh",
             ],
             daemon_json_extras={
                 "data-root": str(workdir / "data"),
@@ -69,6 +74,7 @@ def dockerd_env(root_tools, test_ca) -> Iterator[dict]:
             },
             ready_timeout_s=60,
         )
+        (workdir / "hosts").write_text("fd00:5a:1::99 registry.pnagt.test\n")
         store = StateStore(config.state_dir)
         store.ensure()
         yield {"ns": ns, "workdir": workdir, "config": config, "store": store, "ca": test_ca}
@@ -108,6 +114,10 @@ def test_dockerd_starts_serves_mtls_only_and_stops(dockerd_env: dict) -> None:
     runtime.start()
     pid = int(store.read(DOCKERD_PID))
     version = in_netns(ns, lambda: runtime.wait_ready(OVERLAY, ca.pem.decode()))
+    # The prefix exec'd into dockerd (same pid), which sees the node's hosts file; the machine's is untouched.
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"dockerd")
+    assert "registry.pnagt.test" in Path(f"/proc/{pid}/root/etc/hosts").read_text()
+    assert "registry.pnagt.test" not in Path("/etc/hosts").read_text()
     assert version.startswith("20.10") or int(version.split(".")[0]) >= 23
 
     # Readiness was truthful: with a client cert from our CA the API answers, with the same engine version.
