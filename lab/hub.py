@@ -52,10 +52,10 @@ class Hub:
         self.networks: dict[str, HubNetwork] = {}
         self._firewall_ready = False
 
-    def _ensure_firewall(self) -> None:
+    def ensure_firewall(self) -> None:
+        """The forward chain (policy drop), then IPv6 forwarding on; idempotent."""
         if self._firewall_ready:
             return
-        self.ns.sysctl("net.ipv6.conf.all.forwarding", "1")
         ruleset = (
             f"table inet {NFT_TABLE} {{\n"
             f"  chain {NFT_CHAIN} {{\n"
@@ -66,6 +66,7 @@ class Hub:
             "}\n"
         )
         self.ns.run("nft", "-f", "-", input=ruleset)
+        self.ns.sysctl("net.ipv6.conf.all.forwarding", "1")
         self._firewall_ready = True
 
     def add_network(self, name: str, *, prefix: str, ifname: str, listen_port: int,
@@ -76,7 +77,7 @@ class Hub:
             raise LabError(f"overlay prefixes are IPv6 ULA (fd00::/8), got {prefix}")
         if name in self.networks:
             raise LabError(f"hub already has network {name}")
-        self._ensure_firewall()
+        self.ensure_firewall()
         key = key or WgKey.generate()
         iface = WgInterface(self.ns, ifname, self.workdir / f"{ifname}.log").start()
         try:

@@ -68,8 +68,7 @@ class Lab:
 
     # --- lifecycle ---------------------------------------------------------------------------
     def up(self) -> Lab:
-        """Create the platform namespace with its service address; the hub's firewall comes with
-        its first network."""
+        """Create the platform namespace with its service address and the hub's firewall."""
         if self.platform.exists() or self.dir.exists():
             raise LabError(f"a lab with prefix {self.prefix} exists already: "
                            f"`python -m lab down --prefix {self.prefix}`")
@@ -78,8 +77,9 @@ class Lab:
         (self.dir / OWNER_FILE).write_text(f"{os.getpid()}\n")
         self.platform.create()
         self.platform.add_address("lo", f"{self.service_address}/128")
-        # The platform routes between overlay hosts (hub); nft's forward chain decides what passes.
-        self.platform.sysctl("net.ipv6.conf.all.forwarding", "1")
+        # The platform routes (hub): the forward chain with policy drop exists before forwarding is on,
+        # so hosts never reach each other over the underlay, not even before the first network.
+        self.hub.ensure_firewall()
         return self
 
     def close(self) -> dict[str, list[str]]:

@@ -168,3 +168,18 @@ def test_cli_up_leaves_a_working_world_and_down_removes_it(lab_possible: None) -
     finally:
         down(prefix)
     assert all(not v for v in leftovers(prefix).values())
+
+
+@pytest.mark.lab
+def test_hosts_do_not_reach_each_other_over_the_underlay(world: World) -> None:
+    lab = world.lab
+    ws = lab.hosts["ws"]
+
+    def ping(address: str) -> int:
+        return ws.ns.run("busybox", "ping", "-c", "1", "-W", "2", address, check=False).returncode
+
+    assert ping(ws.platform_side_address) == 0  # the cable to the platform works
+    assert ping(lab.service_address) == 0
+    before = lab.hub.dropped_packets()
+    assert ping(lab.hosts["node"].underlay_address) != 0
+    assert lab.hub.dropped_packets() > before
