@@ -88,6 +88,7 @@ def lab(root_tools, test_ca) -> Iterator[dict]:
         sh("ip", "-n", ns_hub, "link", "set", f"pnvh{tag}", "up")
         sh("ip", "-n", ns_node, "link", "set", f"pnvn{tag}", "up")
 
+        (workdir / "hosts").write_text("fd00:abcd:1::99 registry.pnagt.test\n")
         hub_key = generate_private_key()
         (workdir / "hub.key").write_text(hub_key + "\n")
         os.chmod(workdir / "hub.key", 0o600)
@@ -130,7 +131,8 @@ def lab(root_tools, test_ca) -> Iterator[dict]:
                 "--dockerd-launch",
                 "child",
                 "--dockerd-prefix",
-                "unshare -m --propagation private",
+                "unshare -m --propagation private sh -c "
+                f"'mount --bind {workdir / 'hosts'} /etc/hosts && exec \"$@\"' sh",
                 "--docker-tls-dir",
                 str(workdir / "tls"),
                 "--daemon-json",
@@ -238,7 +240,8 @@ def test_agent_in_a_namespace_provisions_survives_a_kill_and_decommissions(lab: 
         ns_hub, lambda: mtls_get_version(NODE_OVERLAY, test_ca.pem, client_cert, client_key, workdir)
     )
     assert info["Version"] == platform.handshakes()[-1]["version"]
-    assert len(_dockerd_pids(workdir)) == 1
+    (dockerd_pid,) = _dockerd_pids(workdir)
+    assert "registry.pnagt.test" in Path(f"/proc/{dockerd_pid}/root/etc/hosts").read_text()
 
     platform.runtime_orders = [{"runtime": "docker", "action": "decommission", "host_id": platform.host_id}]
     _wait(lambda: platform.host_status == "decommissioned", "the decommission confirmation")
