@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-# The tests import pnagent_fakes / pnagent_netns beside this file, whatever pytest's import mode.
+# The tests import pnagent_fakes / pnagent_netns beside this file, whatever pytest's import mode; and the
+# package itself works from the checkout even where `pip install -e agent` was not run.
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).parent.parent))
 
 from pnagent_fakes import (  # noqa: E402
     FakeDockerRuntime,

@@ -43,7 +43,9 @@ pytestmark = pytest.mark.lab
 
 UNDERLAY_HUB, UNDERLAY_NODE = "fd00:99:1::1", "fd00:99:1::2"
 PREFIX, HUB_OVERLAY, NODE_OVERLAY = "fd00:abcd:1::/64", "fd00:abcd:1::1", "fd00:abcd:1::2"
-AGENT = str(Path(sys.executable).with_name("powernode-agent"))
+_SCRIPT = Path(sys.executable).with_name("powernode-agent")
+# The console script when the package is installed, else the same entry point from the checkout.
+AGENT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "powernode_agent.cli"]
 
 
 def _wait(predicate: Callable[[], bool], what: str, timeout_s: float = 90) -> None:
@@ -122,7 +124,7 @@ def lab(root_tools, test_ca) -> Iterator[dict]:
             argv = [
                 "nsenter",
                 f"--net=/var/run/netns/{ns_node}",
-                AGENT,
+                *AGENT,
                 "run",
                 "--state-dir",
                 str(workdir / "state"),
@@ -141,6 +143,9 @@ def lab(root_tools, test_ca) -> Iterator[dict]:
                 json.dumps(extras),
             ]
             env = dict(os.environ, POWERNODE_URL=platform.url, POWERNODE_AGENT_TOKEN=platform.token)
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(Path(__file__).parents[1]), env.get("PYTHONPATH")])
+            )
             log = open(workdir / "agent.log", "ab")  # noqa: SIM115 - closed with the process
             proc = subprocess.Popen(argv, env=env, stdout=log, stderr=log, start_new_session=True)
             log.close()
