@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class SystemConfig(AppConfig):
@@ -13,3 +14,11 @@ class SystemConfig(AppConfig):
 
         # every app declares its operator actions in <app>/actions.py
         autodiscover_modules("actions")
+        post_migrate.connect(_ensure_platform_admins, sender=self)
+
+
+def _ensure_platform_admins(sender, using="default", **kwargs) -> None:  # noqa: ANN001
+    # runs after migrate and after a flush (tests), once auth has made the permissions
+    from apps.system.services import platform_admins_group_ensure
+
+    platform_admins_group_ensure()

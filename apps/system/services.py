@@ -19,3 +19,14 @@ def operator_token_create(*, username: str, name: str = "") -> str:
     new = tokens.make_token(tokens.OPERATOR)
     OperatorToken.objects.create(user=user, prefix=new.prefix, token_hash=new.token_hash, name=name)
     return new.token
+
+
+PLATFORM_ADMINS = "Platform admins"
+
+
+def platform_admins_group_ensure() -> None:
+    """The 'Platform admins' group exists and holds every ``system.*`` permission (also after a flush)."""
+    from django.contrib.auth.models import Group, Permission
+
+    group, _ = Group.objects.get_or_create(name=PLATFORM_ADMINS)
+    group.permissions.add(*Permission.objects.filter(content_type__app_label="system"))
