@@ -362,10 +362,14 @@ class DockerRuntime:
             self.tls_dir / TLS_CERT,
             self.tls_dir / TLS_CA,
             self.daemon_json,
-            Path(self.config.systemd_dropin_path),
         ):
             if st.remove_file(path):
                 removed.append(str(path))
+        dropin = Path(self.config.systemd_dropin_path)
+        if self.launch_mode() == "systemd" and st.remove_file(dropin):
+            # Back to the stock unit, so a later start does not look for a daemon.json that is gone.
+            removed.append(str(dropin))
+            self._systemctl("daemon-reload", check=False)
         for name in (st.DOCKER_KEY, st.DOCKER_CERT, st.DOCKER_CHAIN, st.DAEMON_CONFIG):
             if self.store.remove(name):
                 removed.append(str(self.store.path(name)))

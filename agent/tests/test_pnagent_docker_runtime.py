@@ -171,6 +171,8 @@ def test_systemd_start_writes_dropin_and_restarts(tmp_path: Path) -> None:
     assert ["systemctl", "restart", "docker.service"] in calls
     runtime.stop()
     assert calls[-1] == ["systemctl", "stop", "docker.service"]
+    assert str(tmp_path / "d" / "p.conf") in runtime.remove_files()
+    assert calls[-1] == ["systemctl", "daemon-reload"]
 
 
 def test_install_runs_only_when_dockerd_is_missing(tmp_path: Path) -> None:

@@ -248,6 +248,17 @@ def test_agent_in_a_namespace_provisions_survives_a_kill_and_decommissions(lab: 
     (dockerd_pid,) = _dockerd_pids(workdir)
     assert "registry.pnagt.test" in Path(f"/proc/{dockerd_pid}/root/etc/hosts").read_text()
 
+    # An agent restarted after `ready` adopts the running dockerd (pidfile) instead of starting another.
+    second.send_signal(signal.SIGKILL)
+    second.wait()
+    phases_before, beats_before = platform.phases(), len(platform.heartbeats())
+    third = lab["start_agent"]()
+    _wait(lambda: len(platform.heartbeats()) >= beats_before + 3, "three heartbeats from the restarted agent")
+    assert _dockerd_pids(workdir) == [dockerd_pid]
+    assert platform.phases() == phases_before
+    assert platform.heartbeats()[-1]["runtimes"]["docker"]["phase"] == "ready"
+
+    # Decommission through the agent that adopted dockerd (not its child): it still stops it.
     platform.runtime_orders = [{"runtime": "docker", "action": "decommission", "host_id": platform.host_id}]
     _wait(lambda: platform.host_status == "decommissioned", "the decommission confirmation")
     platform.runtime_orders = []
@@ -256,5 +267,5 @@ def test_agent_in_a_namespace_provisions_survives_a_kill_and_decommissions(lab: 
     assert not (workdir / "tls" / "key.pem").exists()
     assert not (workdir / "state" / "docker-key.pem").exists()
 
-    second.send_signal(signal.SIGTERM)
-    assert second.wait(timeout=30) == 0
+    third.send_signal(signal.SIGTERM)
+    assert third.wait(timeout=30) == 0
