@@ -157,7 +157,7 @@ def _record(
     except Exception:
         # The CA issued a certificate nobody will record: take it back so it cannot be used.
         try:
-            adapter.revoke(serial=signed.serial)
+            adapter.revoke(serial=signed.serial, cert_pem=signed.cert_pem)
         except Exception:  # noqa: BLE001 - the original failure is the one to report
             log.exception("could not revoke unrecorded certificate %s", signed.serial)
         raise
@@ -291,7 +291,7 @@ def ca_revoke(*, serial: str, reason: str = "", actor: Actor | None = None) -> I
     unknown_to_ca = False
     if row.adapter == adapter.name:
         try:
-            adapter.revoke(serial=key)
+            adapter.revoke(serial=key, cert_pem=row.cert_pem)
         except NotFound:
             unknown_to_ca = True
     else:

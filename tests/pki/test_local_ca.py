@@ -7,9 +7,11 @@ import stat
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
+from apps.pki.adapters.base import format_serial
 from apps.pki.adapters.local import LocalCaAdapter, init_local_ca
-from powernode.errors import CaUnavailableError, ConflictError
+from powernode.errors import CaUnavailableError, ConflictError, NotFound
 from tests.pki.helpers import make_csr, openssl_verify, split_pems
 
 HOUR = dt.timedelta(hours=1)
@@ -72,3 +74,26 @@ def test_revocations_persist_across_adapter_instances(tmp_path: Path) -> None:
     assert issued.serial in LocalCaAdapter(ca_dir).revoked_serials()
     # No temp files left behind by the atomic writes.
     assert not [p for p in ca_dir.iterdir() if p.name.startswith(".revoked")]
+
+
+def test_lost_issued_copy_is_made_up_for_by_the_certificate(tmp_path: Path) -> None:
+    ca_dir = tmp_path / "pki"
+    init_local_ca(ca_dir)
+    adapter = LocalCaAdapter(ca_dir)
+    issued = adapter.issue_keypair(common_name="platform:host-crash", ttl=HOUR)
+    log = ca_dir / "issued.log"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(x for x in lines if not x.startswith(issued.serial)))  # as if lost in a crash
+
+    with pytest.raises(NotFound):
+        adapter.revoke(serial=issued.serial)
+    init_local_ca(tmp_path / "other")
+    foreign = LocalCaAdapter(tmp_path / "other").issue_keypair(common_name="x", ttl=HOUR)
+    with pytest.raises(NotFound):  # a certificate from another CA proves nothing
+        adapter.revoke(serial=foreign.serial, cert_pem=foreign.cert_pem)
+    with pytest.raises(NotFound):  # nor does our certificate offered for another serial
+        adapter.revoke(serial=foreign.serial, cert_pem=issued.cert_pem)
+
+    adapter.revoke(serial=issued.serial, cert_pem=issued.cert_pem)
+    crl = x509.load_pem_x509_crl(adapter.crl_pem().encode())
+    assert issued.serial in {format_serial(r.serial_number) for r in crl}

@@ -114,8 +114,12 @@ class CaAdapter(abc.ABC):
         """Generate an Ed25519 key on the platform and have the CA certify it."""
 
     @abc.abstractmethod
-    def revoke(self, *, serial: str) -> dt.datetime:
-        """Revoke a serial issued by this CA (idempotent); return the revocation time."""
+    def revoke(self, *, serial: str, cert_pem: str | None = None) -> dt.datetime:
+        """Revoke a serial issued by this CA (idempotent); return the revocation time.
+
+        ``cert_pem``, when given, is the certificate itself: an adapter that cannot find the serial in
+        its own records may accept it as proof of issuance. ``NotFound`` for a serial it never issued.
+        """
 
     @abc.abstractmethod
     def ca_chain_pem(self) -> str:

@@ -1,8 +1,8 @@
 """LocalCaAdapter: an Ed25519 root and intermediate kept as PEM files in a directory (development CA).
 
 Layout of ``ca_dir``: ``root.pem``, ``root.key.pem``, ``intermediate.pem``, ``intermediate.key.pem``,
-``revoked.json`` (serial -> revocation time) and ``issued/<serial>.pem`` (a copy of every issued cert,
-like ``openssl ca``'s database, so revocation can refuse serials this CA never issued).
+``revoked.json`` (serial -> revocation time) and ``issued.log`` (one line per issued certificate:
+serial, not_after, CN — like ``openssl ca``'s index, so revocation can refuse serials it never issued).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import fcntl
 import ipaddress
 import json
 import os
-import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -45,7 +45,7 @@ ROOT_KEY = "root.key.pem"
 INTERMEDIATE_CERT = "intermediate.pem"
 INTERMEDIATE_KEY = "intermediate.key.pem"
 REVOKED_FILE = "revoked.json"
-ISSUED_DIR = "issued"
+ISSUED_LOG = "issued.log"
 LOCK_FILE = ".lock"
 CA_FILES = (ROOT_CERT, ROOT_KEY, INTERMEDIATE_CERT, INTERMEDIATE_KEY)
 
@@ -164,13 +164,12 @@ def init_local_ca(
         path_length=0,
     )
     # Old state belongs to the old CA: a new intermediate must not inherit its revocations.
-    shutil.rmtree(path / ISSUED_DIR, ignore_errors=True)
+    (path / ISSUED_LOG).unlink(missing_ok=True)
     (path / REVOKED_FILE).unlink(missing_ok=True)
     _atomic_write(path / ROOT_KEY, _key_pem(root_key), 0o600)
     _atomic_write(path / INTERMEDIATE_KEY, _key_pem(int_key), 0o600)
     _atomic_write(path / ROOT_CERT, root.public_bytes(serialization.Encoding.PEM))
     _atomic_write(path / INTERMEDIATE_CERT, intermediate.public_bytes(serialization.Encoding.PEM))
-    (path / ISSUED_DIR).mkdir(mode=0o700, exist_ok=True)
     return {
         "ca_dir": str(path),
         "root_subject": root.subject.rfc4514_string(),
@@ -190,7 +189,19 @@ class LocalCaAdapter(CaAdapter):
         self.max_ttl = max_ttl
         self._loaded: tuple[Any, ...] | None = None
         self._loaded_mtime: float | None = None
+        self._issued_fd: int | None = None
         self._thread_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._thread_lock:
+            if self._issued_fd is not None:
+                os.close(self._issued_fd)
+                self._issued_fd = None
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_issued_fd", None)
+        if fd is not None:
+            os.close(fd)
 
     # -- CA material ------------------------------------------------------------------------
     def _load(self) -> tuple[x509.Certificate, ed25519.Ed25519PrivateKey, x509.Certificate, str]:
@@ -222,6 +233,9 @@ class LocalCaAdapter(CaAdapter):
                 chain = int_pem.decode().strip() + "\n" + root_pem.decode().strip() + "\n"
                 self._loaded = (intermediate, key, root, chain)
                 self._loaded_mtime = mtime
+                if self._issued_fd is not None:  # a rotated CA starts a new issued.log
+                    os.close(self._issued_fd)
+                    self._issued_fd = None
             return self._loaded  # type: ignore[return-value]
 
     @contextmanager
@@ -300,7 +314,7 @@ class LocalCaAdapter(CaAdapter):
         cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
         serial = format_serial(cert.serial_number)
         try:
-            _atomic_write(self.ca_dir / ISSUED_DIR / f"{serial.replace(':', '')}.pem", cert_pem.encode())
+            self._record_issued(cert, serial)
         except OSError as exc:
             raise CaUnavailableError(f"The local CA cannot record the issued certificate: {exc}") from None
         return SignedCertificate(
@@ -326,8 +340,42 @@ class LocalCaAdapter(CaAdapter):
         )
         return IssuedKeypair(**signed.__dict__, key_pem=key_pem)
 
+    def _record_issued(self, cert: x509.Certificate, serial: str) -> None:
+        # One O_APPEND write per signature on a descriptor kept open, and no fsync: this log only lets
+        # revoke() refuse foreign serials, and a line lost in a crash is made up for by the cert_pem
+        # the caller (whose DB row is durable) passes to revoke(). Creating or syncing a file per
+        # signature cost more than the signature itself.
+        with self._thread_lock:
+            if self._issued_fd is None:
+                self._issued_fd = os.open(
+                    self.ca_dir / ISSUED_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+                )
+            cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            line = f"{serial} {cert.not_valid_after_utc.isoformat()} {cn[0].value if cn else ''}\n"
+            os.write(self._issued_fd, line.encode())
+
+    def _in_issued_log(self, serial: str) -> bool:
+        try:
+            data = (self.ca_dir / ISSUED_LOG).read_bytes()
+        except FileNotFoundError:
+            return False
+        return data.startswith(f"{serial} ".encode()) or f"\n{serial} ".encode() in data
+
+    def _issued_by_us(self, serial: str, cert_pem: str | None) -> bool:
+        if self._in_issued_log(serial):
+            return True
+        if not cert_pem:
+            return False
+        intermediate = self._load()[0]
+        try:
+            cert = x509.load_pem_x509_certificate(cert_pem.encode())
+            cert.verify_directly_issued_by(intermediate)
+        except (ValueError, TypeError, InvalidSignature):
+            return False
+        return format_serial(cert.serial_number) == serial
+
     # -- revocation -------------------------------------------------------------------------
-    def revoke(self, *, serial: str) -> dt.datetime:
+    def revoke(self, *, serial: str, cert_pem: str | None = None) -> dt.datetime:
         try:
             canonical = canonical_serial(serial)
         except ValueError:
@@ -335,7 +383,7 @@ class LocalCaAdapter(CaAdapter):
                 "serial must be hex (colon, hyphen or plain)", details={"serial": serial}
             ) from None
         self._load()
-        if not (self.ca_dir / ISSUED_DIR / f"{canonical.replace(':', '')}.pem").exists():
+        if not self._issued_by_us(canonical, cert_pem):
             raise NotFound(f"This CA never issued serial {canonical}.", details={"serial": canonical})
         with self._file_lock():
             revoked = self._read_revoked()

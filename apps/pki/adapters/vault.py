@@ -176,7 +176,7 @@ class VaultCaAdapter(CaAdapter):
         return IssuedKeypair(**signed.__dict__, key_pem=key_pem)
 
     # -- revocation -------------------------------------------------------------------------
-    def revoke(self, *, serial: str) -> dt.datetime:
+    def revoke(self, *, serial: str, cert_pem: str | None = None) -> dt.datetime:
         try:
             canonical = canonical_serial(serial)  # Vault wants colon hex; plain hex is "not found"
         except ValueError:

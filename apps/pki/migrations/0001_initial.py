@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,45 +16,107 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='VaultKvOutbox',
+            name="VaultKvOutbox",
             fields=[
-                ('id', models.UUIDField(default=powernode.ids.uuid7, editable=False, primary_key=True, serialize=False)),
-                ('path', models.CharField(help_text='path under the KV mount, e.g. powernode/hosts/<id>/...', max_length=255)),
-                ('payload_encrypted', models.TextField(blank=True, default='', help_text='JSON, encrypted; cleared once written')),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('done', 'Done'), ('skipped', 'skipped (Vault not configured)')], db_index=True, default='pending', max_length=10)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True, default='')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('done_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=powernode.ids.uuid7, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                (
+                    "path",
+                    models.CharField(
+                        help_text="path under the KV mount, e.g. powernode/hosts/<id>/...", max_length=255
+                    ),
+                ),
+                (
+                    "payload_encrypted",
+                    models.TextField(
+                        blank=True, default="", help_text="JSON, encrypted; cleared once written"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("done", "Done"),
+                            ("skipped", "skipped (Vault not configured)"),
+                        ],
+                        db_index=True,
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True, default="")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("done_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'Vault KV outbox entry',
-                'verbose_name_plural': 'Vault KV outbox',
-                'ordering': ['created_at'],
+                "verbose_name": "Vault KV outbox entry",
+                "verbose_name_plural": "Vault KV outbox",
+                "ordering": ["created_at"],
             },
         ),
         migrations.CreateModel(
-            name='IssuedCertificate',
+            name="IssuedCertificate",
             fields=[
-                ('id', models.UUIDField(default=powernode.ids.uuid7, editable=False, primary_key=True, serialize=False)),
-                ('serial', models.CharField(help_text='lowercase colon hex, as Vault writes it', max_length=128, unique=True)),
-                ('kind', models.CharField(choices=[('server', 'docker host server'), ('platform_client', 'platform client (for one host)'), ('operator_client', 'operator export'), ('registry_server', 'image registry server')], max_length=30)),
-                ('common_name', models.CharField(max_length=255)),
-                ('sans', models.JSONField(blank=True, default=list, help_text='IP SANs (the overlay /128 for servers)')),
-                ('not_before', models.DateTimeField()),
-                ('not_after', models.DateTimeField()),
-                ('host_id', models.CharField(blank=True, db_index=True, default='', max_length=64)),
-                ('adapter', models.CharField(help_text='LocalCaAdapter or VaultCaAdapter', max_length=40)),
-                ('cert_pem', models.TextField()),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('revocation_reason', models.CharField(blank=True, default='', max_length=200)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('operator', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=powernode.ids.uuid7, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                (
+                    "serial",
+                    models.CharField(
+                        help_text="lowercase colon hex, as Vault writes it", max_length=128, unique=True
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("server", "docker host server"),
+                            ("platform_client", "platform client (for one host)"),
+                            ("operator_client", "operator export"),
+                            ("registry_server", "image registry server"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                ("common_name", models.CharField(max_length=255)),
+                (
+                    "sans",
+                    models.JSONField(
+                        blank=True, default=list, help_text="IP SANs (the overlay /128 for servers)"
+                    ),
+                ),
+                ("not_before", models.DateTimeField()),
+                ("not_after", models.DateTimeField()),
+                ("host_id", models.CharField(blank=True, db_index=True, default="", max_length=64)),
+                ("adapter", models.CharField(help_text="LocalCaAdapter or VaultCaAdapter", max_length=40)),
+                ("cert_pem", models.TextField()),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("revocation_reason", models.CharField(blank=True, default="", max_length=200)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "operator",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'indexes': [models.Index(fields=['kind', 'revoked_at'], name='pki_cert_kind_revoked')],
+                "ordering": ["-created_at"],
+                "indexes": [models.Index(fields=["kind", "revoked_at"], name="pki_cert_kind_revoked")],
             },
         ),
     ]
