@@ -148,6 +148,15 @@ LOGGING = {
 
 # Key for secrets encrypted at rest (Fernet). Empty in development: one is made under VAR_DIR.
 POWERNODE_ENCRYPTION_KEY = env.str("POWERNODE_ENCRYPTION_KEY", default="")
+if not DEBUG and not POWERNODE_ENCRYPTION_KEY:
+    # refuse here, not only in a system check: gunicorn/uvicorn do not run checks
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "POWERNODE_ENCRYPTION_KEY is not set: production (DJANGO_DEBUG=false) refuses to store private keys "
+        "with a development key. Generate one: python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'"
+    )
 
 FIXTURE_DIRS = [BASE_DIR / "fixtures"]
 

@@ -40,3 +40,5 @@ def decommission_docker_runtime(*, actor: Actor, host_id: str) -> dict[str, Any]
     """Stop a managed Docker daemon: the host goes to decommissioning; the agent is ordered to remove it."""
     host = services.docker_host_request_decommission(host_id=host_id, actor=actor)
     return {"host": DockerHostSerializer(host).data}
+
+from apps.docker_hosts import operation_actions  # noqa: E402,F401  (docker_* and export actions register here)

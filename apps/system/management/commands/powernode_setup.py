@@ -26,7 +26,7 @@ class Command(BaseCommand):
             call_command("loaddata", "default_catalog", verbosity=0)
             self.stdout.write("default catalog loaded (docker-engine live; k3s-server, k3s-agent published)")
         if django_apps.is_installed("apps.pki"):
-            call_command("pki_init_local_ca", verbosity=0)  # TODO(pki): idempotent when the CA exists
+            call_command("pki_init_local_ca", verbosity=0)  # keeps an existing CA
         from django.conf import settings
 
         User = get_user_model()

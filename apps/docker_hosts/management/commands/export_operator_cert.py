@@ -1,0 +1,47 @@
+"""Write a short-lived operator client certificate for the Docker CLI: operator-{ca,cert,key}.pem."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.docker_hosts.operations import operator_cert_export
+from powernode.actors import Actor
+from powernode.errors import ApplicationError
+
+
+class Command(BaseCommand):
+    help = "Export a short-lived operator client certificate (key 0600) for docker --tlsverify."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--out", default=str(Path.home() / ".powernode"), help="directory (default ~/.powernode)")
+        parser.add_argument("--user", required=True, help="the operator the certificate is for")
+
+    def handle(self, *args, out: str, user: str, **options) -> None:
+        operator = get_user_model().objects.filter(username=user, is_active=True).first()
+        if operator is None:
+            raise CommandError(f"No active user named {user!r}.")
+        if not operator.has_perm("system.docker_operate"):
+            raise CommandError(f"{user} lacks system.docker_operate.")
+        try:
+            exported = operator_cert_export(actor=Actor.for_user(operator))
+        except ApplicationError as exc:
+            raise CommandError(exc.message)
+        directory = Path(out).expanduser()
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        files = [("operator-ca.pem", "ca_pem"), ("operator-cert.pem", "cert_pem"), ("operator-key.pem", "key_pem")]
+        for name, key in files:
+            path = directory / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if key == "key_pem" else 0o644)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(exported[key])
+            if key == "key_pem":
+                path.chmod(0o600)
+        self.stdout.write(f"wrote {directory}/operator-{{ca,cert,key}}.pem (valid until {exported['not_after']})")
+        self.stdout.write(
+            f"docker --tlsverify --tlscacert {directory}/operator-ca.pem --tlscert {directory}/operator-cert.pem "
+            f"--tlskey {directory}/operator-key.pem -H tcp://[<overlay address>]:2376 ps"
+        )

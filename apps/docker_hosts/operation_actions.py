@@ -1,0 +1,118 @@
+"""Operator actions that drive a connected host's dockerd (docker_*) and export operator certificates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.docker_hosts import operations
+from apps.system.registry import action
+from apps.system.schema import boolean, enum, integer, obj, string
+from powernode.actors import Actor
+
+HOST_ID = string("Docker host id (host-<uuid>)", max_length=64, pattern=r"^host-[0-9a-f-]{36}$")
+IMAGE = string("image reference, e.g. registry.lab:5000/hello:1", max_length=255, pattern=r"^[^\s]+$")
+PORT = {
+    "type": "object",
+    "properties": {
+        "host": integer("port on the host's overlay address", minimum=1, maximum=65535),
+        "container": integer("port inside the container", minimum=1, maximum=65535),
+        "protocol": enum(["tcp", "udp"], "default tcp"),
+    },
+    "required": ["host", "container"],
+    "additionalProperties": False,
+}
+ENV = {
+    "oneOf": [
+        {"type": "object", "additionalProperties": {"type": "string"}},
+        {"type": "array", "items": {"type": "string", "pattern": "^[^=]+="}},
+    ],
+    "description": 'environment: {"KEY": "value"} or ["KEY=value"]',
+}
+COMMAND = {
+    "oneOf": [{"type": "string", "minLength": 1}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+    "description": "command: a string or an argv list",
+}
+
+
+@action(
+    "docker_pull_image",
+    permission="system.docker_operate",
+    input_schema=obj(required={"host_id": HOST_ID, "image": IMAGE}),
+)
+def pull_image(*, actor: Actor, host_id: str, image: str) -> dict[str, Any]:
+    """Pull an image onto a connected host."""
+    return {"image": operations.docker_image_pull(host_id=host_id, image=image, actor=actor)}
+
+
+@action(
+    "docker_create_container",
+    permission="system.docker_operate",
+    input_schema=obj(
+        required={"host_id": HOST_ID, "image": IMAGE},
+        optional={
+            "name": string("container name", max_length=128, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"),
+            "ports": {"type": "array", "items": PORT, "maxItems": 64},
+            "env": ENV,
+            "command": COMMAND,
+            "detach": boolean("start it and return at once (default true)"),
+        },
+    ),
+)
+def create_container(
+    *,
+    actor: Actor,
+    host_id: str,
+    image: str,
+    name: str | None = None,
+    ports: list[dict[str, Any]] | None = None,
+    env: Any = None,
+    command: Any = None,
+    detach: bool = True,
+) -> dict[str, Any]:
+    """Create and start a container; published ports listen on the host's overlay /128."""
+    container = operations.docker_container_create(
+        host_id=host_id, image=image, name=name, ports=ports, env=env, command=command, detach=detach, actor=actor
+    )
+    return {"container": container}
+
+
+@action(
+    "docker_list_containers",
+    permission="system.docker_view",
+    input_schema=obj(required={"host_id": HOST_ID}, optional={"all": boolean("include stopped containers")}),
+    mutates=False,
+)
+def list_containers(*, actor: Actor, host_id: str, all: bool = False) -> dict[str, Any]:  # noqa: A002
+    """Containers on a connected host, as the daemon reports them."""
+    return {"containers": operations.docker_container_list(host_id=host_id, all=all)}
+
+
+@action(
+    "docker_delete_container",
+    permission="system.docker_operate",
+    input_schema=obj(
+        required={"host_id": HOST_ID, "container_id": string("container id or name", max_length=128)},
+        optional={"force": boolean("kill it first if running")},
+    ),
+)
+def delete_container(*, actor: Actor, host_id: str, container_id: str, force: bool = False) -> dict[str, Any]:
+    """Remove a container from a connected host."""
+    operations.docker_container_delete(host_id=host_id, container_id=container_id, force=force, actor=actor)
+    return {"deleted": {"host_id": host_id, "container_id": container_id}}
+
+
+@action(
+    "docker_delete_image",
+    permission="system.docker_operate",
+    input_schema=obj(required={"host_id": HOST_ID, "image_id": string("image id or reference", max_length=255)}),
+)
+def delete_image(*, actor: Actor, host_id: str, image_id: str) -> dict[str, Any]:
+    """Remove an image from a connected host."""
+    operations.docker_image_delete(host_id=host_id, image_id=image_id, actor=actor)
+    return {"deleted": {"host_id": host_id, "image_id": image_id}}
+
+
+@action("system_export_operator_cert", permission="system.docker_operate", input_schema=obj())
+def export_operator_cert(*, actor: Actor) -> dict[str, Any]:
+    """A short-lived client certificate for you, for the Docker CLI (--tlsverify) on a host's overlay address."""
+    return operations.operator_cert_export(actor=actor)

@@ -1,0 +1,121 @@
+"""Driving a connected host's dockerd for operators, over the overlay with the platform's client keypair.
+
+Every call goes through ``apps.docker_hosts.engine`` (the only code that speaks Docker); the daemon's
+errors arrive here already as DockerDaemonError (502) or NotFound (404).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from apps.docker_hosts.engine import DockerEngine, engine_for
+from apps.docker_hosts.models import DockerHost
+from apps.docker_hosts.selectors import host_client_tls, host_get
+from apps.events.services import event_record
+from apps.pki.models import IssuedCertificate
+from apps.pki.services import ca_issue_client_keypair
+from powernode.actors import Actor
+from powernode.errors import HostNotConnectedError, PermissionDenied
+
+
+def _engine(host: DockerHost) -> DockerEngine:
+    if host.status != DockerHost.Status.CONNECTED:
+        raise HostNotConnectedError(
+            f"Docker host {host.id} is {host.status}, not connected: "
+            + (
+                "wait for the agent to report ready (recent_events kind_prefix system.docker)."
+                if host.status == DockerHost.Status.PENDING
+                else "it no longer accepts operations."
+            ),
+            details={"host_id": host.id, "status": host.status},
+        )
+    tls = host_client_tls(host=host)
+    if not tls:
+        raise HostNotConnectedError(
+            f"Docker host {host.id} has no platform client certificate yet.", details={"host_id": host.id}
+        )
+    return engine_for(host.id, endpoint=host.api_endpoint, **tls)
+
+
+def _record(*, kind: str, host: DockerHost, actor: Actor, data: dict[str, Any]) -> None:
+    with transaction.atomic():
+        event_record(kind=kind, actor=actor, instance_id=host.node_instance_id, host_id=host.id, data=data)
+
+
+def docker_image_pull(*, host_id: str, image: str, actor: Actor) -> dict[str, Any]:
+    host = host_get(host_id=host_id)
+    pulled = _engine(host).pull_image(image)
+    _record(kind="system.docker.image.pulled", host=host, actor=actor, data={"image": image, "id": pulled["id"]})
+    return pulled
+
+
+def docker_container_create(
+    *,
+    host_id: str,
+    image: str,
+    actor: Actor,
+    name: str | None = None,
+    ports: list[dict[str, Any]] | None = None,
+    env: dict[str, str] | list[str] | None = None,
+    command: str | list[str] | None = None,
+    detach: bool = True,
+) -> dict[str, Any]:
+    host = host_get(host_id=host_id)
+    container = _engine(host).create_container(
+        image=image, name=name, ports=ports or [], env=env, command=command, detach=detach
+    )
+    _record(
+        kind="system.docker.container.created",
+        host=host,
+        actor=actor,
+        data={"container_id": container["id"], "name": container.get("name"), "image": image, "ports": ports or []},
+    )
+    return container
+
+
+def docker_container_list(*, host_id: str, all: bool = False) -> list[dict[str, Any]]:  # noqa: A002
+    return _engine(host_get(host_id=host_id)).list_containers(all=all)
+
+
+def docker_container_delete(*, host_id: str, container_id: str, force: bool = False, actor: Actor) -> None:
+    host = host_get(host_id=host_id)
+    _engine(host).delete_container(container_id=container_id, force=force)
+    _record(
+        kind="system.docker.container.deleted",
+        host=host,
+        actor=actor,
+        data={"container_id": container_id, "force": force},
+    )
+
+
+def docker_image_delete(*, host_id: str, image_id: str, actor: Actor) -> None:
+    host = host_get(host_id=host_id)
+    _engine(host).delete_image(image_id=image_id)
+    _record(kind="system.docker.image.deleted", host=host, actor=actor, data={"image_id": image_id})
+
+
+@transaction.atomic
+def operator_cert_export(*, actor: Actor) -> dict[str, Any]:
+    """A short-lived client keypair for the calling operator, usable as-is by the Docker CLI."""
+    if actor.user is None:
+        raise PermissionDenied("Only an operator can export an operator certificate.")
+    issued = ca_issue_client_keypair(
+        kind=IssuedCertificate.Kind.OPERATOR_CLIENT,
+        common_name=f"operator:{actor.user.get_username()}",
+        operator=actor.user,
+        actor=actor,
+    )
+    event_record(
+        kind="system.pki.operator_cert.exported",
+        actor=actor,
+        data={"serial": issued.certificate.serial, "not_after": issued.certificate.not_after.isoformat()},
+    )
+    return {
+        "ca_pem": issued.chain_pem,
+        "cert_pem": issued.cert_pem,
+        "key_pem": issued.key_pem,
+        "serial": issued.certificate.serial,
+        "not_after": issued.certificate.not_after.isoformat(),
+    }
