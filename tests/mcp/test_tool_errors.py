@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 
 import anyio
 import httpx2
 
 from apps.system.registry import MAX_INPUT_BYTES
-from tests.mcp.conftest import Transport, error, output, unique
+from tests.mcp.conftest import BASE_DIR, Transport, error, output, unique
 
 
 def test_token_without_permission_gets_permission_denied(transport: Transport) -> None:
@@ -154,3 +157,96 @@ def test_revoked_token_stops_working_mid_session(mcp_platform) -> None:
     before, after = anyio.run(scenario)
     assert before["modules"]
     assert after["type"] == "NotAuthenticated" and "revoked" in after["message"]
+
+
+# Hand-written JSON-RPC: the SDK's client cannot send "arguments" that are not an object, other clients can.
+def _tools_call(request_id: int, arguments: object) -> dict:
+    params = {"name": "recent_events", "arguments": arguments}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+NON_OBJECT_ARGUMENTS = {2: [1, 2], 3: "limit=1", 4: 7}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"},
+    },
+}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+
+def _check_non_object_answers(answers: dict[int, dict]) -> None:
+    for request_id, arguments in NON_OBJECT_ARGUMENTS.items():
+        result = answers[request_id]["result"]
+        assert result["isError"] is True
+        err = json.loads(result["content"][0]["text"])["error"]
+        assert err["type"] == "ValidationError"
+        assert err["message"] == (
+            f"The input of recent_events must be a JSON object, got {type(arguments).__name__}."
+        )
+    assert answers[5]["result"]["isError"] is False  # and the server still serves
+    assert len(answers[5]["result"]["structuredContent"]["events"]) <= 1
+
+
+def test_non_object_arguments_are_tool_errors_over_stdio(mcp_platform) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "mcp_server"],
+        cwd=BASE_DIR,
+        env={**mcp_platform.env, "POWERNODE_TOKEN": mcp_platform.tokens["admin"]},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        messages = [INITIALIZE, INITIALIZED]
+        messages += [_tools_call(i, a) for i, a in NON_OBJECT_ARGUMENTS.items()]
+        messages.append(_tools_call(5, {"limit": 1}))
+        for message in messages:
+            proc.stdin.write(json.dumps(message) + "\n")
+        proc.stdin.flush()
+        answers: dict[int, dict] = {}
+        while len(answers) < 5:  # answers to ids 1..5; stdin stays open until they are all in
+            line = proc.stdout.readline()
+            assert line, "the server closed stdout early"
+            answer = json.loads(line)
+            answers[answer["id"]] = answer
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _check_non_object_answers(answers)
+
+
+def test_non_object_arguments_are_tool_errors_over_http(mcp_platform, mcp_http) -> None:
+    headers = {
+        "Authorization": f"Bearer {mcp_platform.tokens['admin']}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    with httpx2.Client(base_url=mcp_http, headers=headers, timeout=60) as http:
+        opened = http.post("/mcp", json=INITIALIZE)
+        assert opened.status_code == 200
+        session = {"Mcp-Session-Id": opened.headers["mcp-session-id"], "Mcp-Protocol-Version": "2025-06-18"}
+        assert http.post("/mcp", json=INITIALIZED, headers=session).status_code == 202
+        answers = {}
+        calls = [*NON_OBJECT_ARGUMENTS.items(), (5, {"limit": 1})]
+        for request_id, arguments in calls:
+            answer = http.post("/mcp", json=_tools_call(request_id, arguments), headers=session)
+            assert answer.status_code == 200
+            answers[request_id] = _jsonrpc_from(answer)
+    _check_non_object_answers(answers)
+
+
+def _jsonrpc_from(answer: httpx2.Response) -> dict:
+    if answer.headers["content-type"].startswith("application/json"):
+        return answer.json()
+    data = [line[len("data:") :].strip() for line in answer.text.splitlines() if line.startswith("data:")]
+    messages = [json.loads(d) for d in data if d]
+    return next(m for m in messages if "id" in m)

@@ -7,14 +7,17 @@ time (each holds one DB connection while it runs).
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult
 
 from apps.system.mcp import tools
 
@@ -26,6 +29,13 @@ INSTRUCTIONS = (
     "powernode operator actions. Every tool is an action of GET /api/v1/actions/ with the same input "
     "schema and output. A refused action is a tool error whose text is "
     '{"error": {"type", "message", "details"}}, as in the REST API.'
+)
+
+_NO_VALUE = object()
+# tools/call "arguments" that are not a JSON object: the SDK would refuse them as a bare protocol
+# error (-32602) before any handler runs; they go to run_action instead, which names the problem.
+_non_object_arguments: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "non_object_arguments", default=_NO_VALUE
 )
 
 TokenFor = Callable[[ServerRequestContext[Any, Any]], str | None]
@@ -44,9 +54,12 @@ def build_server(token_for: TokenFor) -> Server[Any]:
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
+        arguments = _non_object_arguments.get()
+        if arguments is _NO_VALUE:
+            arguments = params.arguments
         try:
             run = functools.partial(
-                tools.call_tool, name=params.name, arguments=params.arguments, token=token_for(ctx)
+                tools.call_tool, name=params.name, arguments=arguments, token=token_for(ctx)
             )
             return await anyio.to_thread.run_sync(run, limiter=limiter)
         except Exception:  # tools.call_tool reports its own failures; this is the thread hop failing
@@ -55,7 +68,7 @@ def build_server(token_for: TokenFor) -> Server[Any]:
                 {"error": {"type": "InternalError", "message": tools.INTERNAL_ERROR_MESSAGE, "details": {}}}
             )
 
-    return Server(
+    server: Server[Any] = Server(
         SERVER_NAME,
         version=_version(),
         instructions=INSTRUCTIONS,
@@ -63,6 +76,23 @@ def build_server(token_for: TokenFor) -> Server[Any]:
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
+    server.middleware.append(_arguments_reach_the_action)
+    return server
+
+
+async def _arguments_reach_the_action(
+    ctx: ServerRequestContext[Any, Any], call_next: CallNext
+) -> HandlerResult:
+    params = ctx.params
+    if ctx.method == "tools/call" and isinstance(params, Mapping):
+        arguments = params.get("arguments")
+        if arguments is not None and not isinstance(arguments, Mapping):
+            token = _non_object_arguments.set(arguments)
+            try:
+                return await call_next(dataclasses.replace(ctx, params={**params, "arguments": None}))
+            finally:
+                _non_object_arguments.reset(token)
+    return await call_next(ctx)
 
 
 def _version() -> str:

@@ -44,7 +44,7 @@ def tool_input_schema(name: str) -> dict[str, Any] | None:
         return None
 
 
-def call_tool(*, name: str, arguments: dict[str, Any] | None, token: str | None) -> types.CallToolResult:
+def call_tool(*, name: str, arguments: Any, token: str | None) -> types.CallToolResult:
     """Run the action ``name`` as the operator owning ``token``; refusals become tool errors.
 
     The token is checked on every call (like every REST request), so a revoked token stops working
@@ -59,7 +59,7 @@ def call_tool(*, name: str, arguments: dict[str, Any] | None, token: str | None)
         connections.close_all()
 
 
-def _call(*, name: str, arguments: dict[str, Any] | None, token: str | None) -> types.CallToolResult:
+def _call(*, name: str, arguments: Any, token: str | None) -> types.CallToolResult:
     try:
         try:
             get_action(name)
