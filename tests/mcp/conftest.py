@@ -144,13 +144,15 @@ class Transport:
     platform: Platform
     http_base: str | None = None
     mode: str = "auto"  # the SDK client's protocol negotiation: "auto" (2026 era) or "legacy" (initialize)
+    launcher: tuple[str, ...] = ()  # stdio: a command the server runs under (e.g. nsenter into a netns)
 
     @contextlib.asynccontextmanager
     async def session(self, token: str, *, host: str | None = None) -> AsyncIterator[Client]:
         if self.kind == "stdio":
+            argv = [*self.launcher, sys.executable, "manage.py", "mcp_server"]
             params = StdioServerParameters(
-                command=sys.executable,
-                args=["manage.py", "mcp_server"],
+                command=argv[0],
+                args=argv[1:],
                 cwd=str(BASE_DIR),
                 env={**self.platform.env, "POWERNODE_TOKEN": token},
             )

@@ -1,6 +1,6 @@
 """Prepare the MCP tests' own SQLite database (run in a subprocess: ``python -m tests.mcp.seed``).
 
-Migrates, loads the default catalog, makes the operators and prints their tokens as JSON.
+Migrates, loads the default catalog, makes the local CA, makes the operators and prints their tokens as JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ def main() -> None:
 
     call_command("migrate", verbosity=0, interactive=False)
     call_command("loaddata", "default_catalog", verbosity=0)
+    call_command("pki_init_local_ca", verbosity=0)  # the handshake's certificates (lab test)
     User = get_user_model()
     admin = User.objects.create_user("mcp-admin")
     admin.groups.add(Group.objects.get(name="Platform admins"))
