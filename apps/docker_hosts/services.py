@@ -17,6 +17,7 @@ from django.utils import timezone
 from apps.docker_hosts.models import DockerHost, api_endpoint_for
 from apps.docker_hosts.selectors import docker_assignment_for_template, provisioning_wanted
 from apps.events.services import event_record
+from apps.modules.models import ModuleAssignment
 from apps.nodes.models import NodeInstance
 from apps.pki.kv import kv_write_after_commit
 from apps.pki.models import IssuedCertificate
@@ -62,6 +63,7 @@ def _lock_instance(instance: NodeInstance) -> NodeInstance:
 
 
 def _live_host(instance_id: Any, *, lock: bool = True) -> DockerHost | None:
+    """The instance's one host that is not decommissioned (the constraint allows at most one)."""
     qs = DockerHost.objects.filter(node_instance_id=instance_id).exclude(
         status=DockerHost.Status.DECOMMISSIONED
     )
@@ -70,7 +72,7 @@ def _live_host(instance_id: Any, *, lock: bool = True) -> DockerHost | None:
     return qs.first()
 
 
-def _require_assignment(instance: NodeInstance) -> Any:
+def _require_assignment(instance: NodeInstance) -> ModuleAssignment:
     assignment = docker_assignment_for_template(template_id=instance.node_template_id)
     if assignment is None:
         raise RuntimeNotAssignedError(
@@ -98,14 +100,18 @@ def _refuse_decommissioned(host: DockerHost) -> None:
     )
 
 
-def _host_for_phase(instance: NodeInstance, *, phase: str, lock: bool = True) -> DockerHost:
+def _refuse_if_runtime_ended(instance: NodeInstance, assignment: ModuleAssignment) -> None:
+    """No live host: refuse when the last one was decommissioned under the current assignment."""
+    last = DockerHost.objects.filter(node_instance_id=instance.id).order_by("-created_at").first()
+    if last is not None and not provisioning_wanted(assigned_at=assignment.created_at, host=last):
+        _refuse_decommissioned(last)
+
+
+def _host_for_phase(instance: NodeInstance, *, assignment: ModuleAssignment, phase: str) -> DockerHost:
     """The live host a post-certificate phase applies to, or the 409 that names the phase to post."""
-    host = _live_host(instance.id, lock=lock)
+    host = _live_host(instance.id)
     if host is None:
-        last = DockerHost.objects.filter(node_instance_id=instance.id).order_by("-created_at").first()
-        assignment = docker_assignment_for_template(template_id=instance.node_template_id)
-        if last is not None and not provisioning_wanted(assignment=assignment, host=last):
-            _refuse_decommissioned(last)
+        _refuse_if_runtime_ended(instance, assignment)
         raise HandshakePhaseError(
             f"No certificate was issued for instance {instance.name} yet: post 'wants_cert' with a CSR "
             f"before '{phase}'.",
@@ -137,9 +143,7 @@ def docker_runtime_installing(*, instance: NodeInstance, actor: Actor) -> Docker
     if host is not None:
         _refuse_decommissioning(host)
     else:
-        last = DockerHost.objects.filter(node_instance_id=instance.id).order_by("-created_at").first()
-        if last is not None and not provisioning_wanted(assignment=assignment, host=last):
-            _refuse_decommissioned(last)
+        _refuse_if_runtime_ended(instance, assignment)
     event_record(
         kind=f"{EVENT}.runtime.installing",
         actor=actor,
@@ -164,9 +168,7 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
     created = False
     now = timezone.now()
     if host is None:
-        last = DockerHost.objects.filter(node_instance_id=instance.id).order_by("-created_at").first()
-        if last is not None and not provisioning_wanted(assignment=assignment, host=last):
-            _refuse_decommissioned(last)
+        _refuse_if_runtime_ended(instance, assignment)
         peer = (
             SdwanPeer.objects.filter(node_instance_id=instance.id)
             .select_related("network")
@@ -265,8 +267,8 @@ def _issue_client_keypair(host: DockerHost, *, actor: Actor) -> None:
 def docker_host_config_sent(*, instance: NodeInstance, actor: Actor) -> DockerHost:
     """``wants_config``: the daemon.json is about to be handed out; only after a certificate was issued."""
     instance = _lock_instance(instance)
-    _require_assignment(instance)
-    host = _host_for_phase(instance, phase="wants_config")
+    assignment = _require_assignment(instance)
+    host = _host_for_phase(instance, assignment=assignment, phase="wants_config")
     host.config_sent_at = timezone.now()
     _save(host, "config_sent_at")
     event_record(
@@ -291,8 +293,8 @@ def daemon_config(*, host: DockerHost) -> dict[str, Any]:
 def docker_runtime_ready(*, instance: NodeInstance, version: str, actor: Actor) -> DockerHost:
     """``ready``: the agent reports dockerd up on the overlay; promotion goes through mark_ready."""
     instance = _lock_instance(instance)
-    _require_assignment(instance)
-    host = _host_for_phase(instance, phase="ready")
+    assignment = _require_assignment(instance)
+    host = _host_for_phase(instance, assignment=assignment, phase="ready")
     return docker_host_mark_ready(host_id=host.id, version=version, actor=actor)
 
 

@@ -68,7 +68,9 @@ def instance_for_agent_token(token: str) -> NodeInstance:
             "Agent endpoints need an agent token (pna_...) from system_provision_instance.",
             details={"hint": "operator tokens (pno_...) are not accepted here"},
         )
-    instance = NodeInstance.objects.only(*_AGENT_FIELDS).filter(agent_token_prefix=prefix).first()
+    # No ORDER BY (first() would add the model's ordering): the prefix is unique.
+    rows = list(NodeInstance.objects.only(*_AGENT_FIELDS).filter(agent_token_prefix=prefix).order_by()[:1])
+    instance = rows[0] if rows else None
     if (
         instance is None
         or instance.status == NodeInstance.Status.DELETED

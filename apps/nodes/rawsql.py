@@ -1,0 +1,39 @@
+"""Helpers for the few reads written as SQL on the agents' hot path, portable across SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connection
+
+from apps.nodes.models import NodeInstance
+
+
+def fetch(sql: str, params: list[Any]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def db_uuid(value: Any) -> Any:
+    """A UUID as the database stores it (PostgreSQL: uuid; SQLite: 32 hex characters)."""
+    return NodeInstance._meta.pk.get_db_prep_value(value, connection)
+
+
+def uuid_text(value: Any) -> str:
+    """A UUID column's value as canonical text, whichever form the backend returned."""
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """Datetime columns come back naive (UTC) from SQLite and aware from PostgreSQL: make them comparable."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def columns(model: Any) -> dict[str, str]:
+    """Field name → column name, so the SQL follows the models."""
+    return {f.name: f.column for f in model._meta.fields}

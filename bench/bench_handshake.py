@@ -1,0 +1,335 @@
+"""Agent load on the platform: heartbeats/s and complete docker handshakes (installing → ready)/s.
+
+The platform runs under gunicorn (2 workers by default) on PostgreSQL (the project's throwaway cluster from
+``scripts/pg.sh``, or ``BENCH_DATABASE_URL``) with the LocalCaAdapter. Simulated agents are driven from
+this process (asyncio, raw HTTP/1.1) against the server processes. Targets on a 2-core machine:
+at least 500 heartbeats/s and 100 handshakes/s.
+
+Run: ``.venv/bin/python bench/bench_handshake.py [--seconds 10] [--concurrency 16] [--agents 500]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from django_bench import ROOT, setup_postgres_django
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Http:
+    """One HTTP/1.1 connection; reopened whenever the server closes it (gunicorn sync workers always do)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, token: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readline()
+        if not status_line:  # closed under us (keep-alive timeout): reconnect once
+            self.close()
+            return await self.post(path, token, body)
+        status = int(status_line.split()[1])
+        length, close = 0, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode().partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
+        payload = await self.reader.readexactly(length) if length else b""
+        if close:
+            self.close()
+        return status, payload
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
+
+
+async def heartbeats(port: int, tokens: list[str], seconds: float, concurrency: int) -> dict:
+    wg_keys = [base64.b64encode(secrets.token_bytes(32)).decode() for _ in tokens]
+    bodies = [
+        json.dumps(
+            {
+                "agent_version": "0.1.0",
+                "wireguard_public_key": wg_keys[i],
+                "runtimes": {"docker": {"phase": "none"}},
+            }
+        ).encode()
+        for i in range(len(tokens))
+    ]
+    latencies: list[float] = []
+    errors: dict[int, int] = {}
+    next_agent = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal next_agent
+        http = Http(port)
+        while time.perf_counter() < deadline:
+            i = next_agent % len(tokens)
+            next_agent += 1
+            started = time.perf_counter()
+            status, _ = await http.post("/api/v1/agent/heartbeat", tokens[i], bodies[i])
+            latencies.append(time.perf_counter() - started)
+            if status != 200:
+                errors[status] = errors.get(status, 0) + 1
+        http.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return {"count": len(latencies), "elapsed": elapsed, "latencies": latencies, "errors": errors}
+
+
+async def handshakes(port: int, agents: list[tuple[str, str]], concurrency: int) -> dict:
+    """Each agent walks installing → wants_cert → wants_config → ready once; CSRs were made beforehand."""
+    queue = list(reversed(agents))
+    durations: list[float] = []
+    errors: list[str] = []
+
+    async def worker() -> None:
+        http = Http(port)
+        while queue:
+            token, csr = queue.pop()
+            started = time.perf_counter()
+            for phase, extra in (
+                ("installing", {}),
+                ("wants_cert", {"csr_pem": csr}),
+                ("wants_config", {}),
+                ("ready", {"version": "20.10.24"}),
+            ):
+                body = json.dumps({"runtime": "docker", "phase": phase, **extra}).encode()
+                status, payload = await http.post("/api/v1/runtime/handshake", token, body)
+                if status != 200:
+                    errors.append(f"{phase}: {status} {payload[:200]!r}")
+                    break
+            else:
+                durations.append(time.perf_counter() - started)
+        http.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return {
+        "count": len(durations),
+        "elapsed": time.perf_counter() - started,
+        "durations": durations,
+        "errors": errors,
+    }
+
+
+def make_fleet(prefix: str, count: int) -> list[tuple[str, str]]:
+    """A template with ``count`` instances (each with an SDWAN peer), docker-engine assigned; (id, token)s."""
+    from apps.modules.models import Module
+    from apps.modules.services import module_assign_to_template
+    from apps.nodes.services import instance_provision, template_create
+    from apps.sdwan.services import network_create, peer_attach
+    from powernode.actors import Actor
+
+    actor = Actor(label="bench")
+    template = template_create(name=f"{prefix}-template", actor=actor)
+    network = network_create(name=f"{prefix}-net", actor=actor)
+    out = []
+    for i in range(count):
+        provisioned = instance_provision(template_id=str(template.id), name=f"{prefix}-{i:05d}", actor=actor)
+        peer_attach(network_id=str(network.id), node_instance_id=str(provisioned.instance.id), actor=actor)
+        out.append((str(provisioned.instance.id), provisioned.agent_token))
+    module = Module.objects.get(name="docker-engine", lifecycle_state=Module.Lifecycle.LIVE)
+    module_assign_to_template(template_id=str(template.id), module_id=str(module.id), actor=actor)
+    return out
+
+
+def make_csr() -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.x509.oid import NameOID
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench-agent")]))
+        .sign(key, None)
+    )
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def start_gunicorn(port: int, workers: int, worker_class: str, threads: int, log: Path) -> subprocess.Popen:
+    cmd = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "powernode.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        worker_class,
+        "--backlog",
+        "2048",
+        "--log-level",
+        "warning",
+    ]
+    if worker_class == "gthread":
+        cmd += ["--threads", str(threads), "--keep-alive", "5"]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=os.environ.copy(),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+                f"http://127.0.0.1:{port}/api/v1/agent/heartbeat", timeout=1
+            )
+        except urllib.error.HTTPError:
+            return proc  # any HTTP answer (405 for GET) means a worker is serving
+        except OSError:
+            time.sleep(0.2)
+    stop(proc)
+    raise SystemExit(f"gunicorn did not answer on port {port}; see {log}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="heartbeat run length")
+    parser.add_argument("--agents", type=int, default=500, help="instances sending heartbeats")
+    parser.add_argument("--handshakes", type=int, default=1500, help="instances walking the handshake once")
+    parser.add_argument("--concurrency", type=int, default=16, help="simultaneous agent connections")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker (gthread)")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="pn-bench-handshake-"))
+    from cryptography.fernet import Fernet
+
+    os.environ.update(
+        POWERNODE_VAR_DIR=str(work),
+        DJANGO_DEBUG="false",  # DEBUG keeps every SQL query in memory: not what production runs
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(40),
+        POWERNODE_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        VAULT_ADDR="",
+        VAULT_TOKEN="",
+        POWERNODE_LOG_LEVEL="ERROR",
+    )
+    url = setup_postgres_django("powernode_bench_handshake")
+    from django.core.management import call_command
+    from django.db import connection
+
+    from apps.pki.adapters.local import init_local_ca
+
+    call_command("loaddata", "default_catalog", verbosity=0)
+    init_local_ca(work / "pki")
+    started = time.perf_counter()
+    beat_agents = make_fleet("bench-hb", args.agents)
+    shake_agents = make_fleet("bench-hs", args.handshakes)
+    csrs = [make_csr() for _ in shake_agents]
+    print(
+        f"database {url.rsplit('@', 1)[-1]}; fleet of {args.agents} + {args.handshakes} instances made in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    connection.close()
+
+    port = free_port()
+    log = work / "gunicorn.log"
+    server = start_gunicorn(port, args.workers, args.worker_class, args.threads, log)
+    print(
+        f"gunicorn: {args.workers} {args.worker_class} workers on 127.0.0.1:{port}; "
+        f"{args.concurrency} concurrent agent connections from this process; {os.cpu_count()} cores"
+    )
+    try:
+        tokens = [token for _, token in beat_agents]
+        # warm-up: the workers' connections, each agent's first (online) heartbeat
+        asyncio.run(heartbeats(port, tokens, 2.0, args.concurrency))
+        hb = asyncio.run(heartbeats(port, tokens, args.seconds, args.concurrency))
+        rate = hb["count"] / hb["elapsed"]
+        lat = [x * 1000 for x in hb["latencies"]]
+        print(
+            f"heartbeats: {rate:,.0f}/s ({hb['count']} in {hb['elapsed']:.1f} s; latency p50 "
+            f"{statistics.median(lat):.1f} ms, p99 {percentile(lat, 0.99):.1f} ms; "
+            f"errors {hb['errors'] or 0}) "
+            f"[target >= 500/s: {'PASS' if rate >= 500 and not hb['errors'] else 'FAIL'}]"
+        )
+        hs = asyncio.run(
+            handshakes(port, [(t, c) for (_, t), c in zip(shake_agents, csrs, strict=True)], args.concurrency)
+        )
+        hs_rate = hs["count"] / hs["elapsed"]
+        dur = [x * 1000 for x in hs["durations"]]
+        print(
+            f"handshakes (installing -> ready, 4 requests, 2 certificates each): {hs_rate:,.0f}/s "
+            f"({hs['count']} in {hs['elapsed']:.1f} s; one walk p50 {statistics.median(dur):.1f} ms, p99 "
+            f"{percentile(dur, 0.99):.1f} ms; errors {len(hs['errors'])}) "
+            f"[target >= 100/s: {'PASS' if hs_rate >= 100 and not hs['errors'] else 'FAIL'}]"
+        )
+        for line in hs["errors"][:5]:
+            print("  error:", line)
+    finally:
+        stop(server)
+
+    from apps.docker_hosts.models import DockerHost
+    from apps.nodes.models import NodeInstance
+
+    connected = DockerHost.objects.filter(status="connected").count()
+    seen = NodeInstance.objects.filter(name__startswith="bench-hb-", last_heartbeat_at__isnull=False).count()
+    print(
+        f"check: {connected} hosts connected (expected {hs['count']}); "
+        f"{seen}/{args.agents} heartbeat agents seen"
+    )
+    connection.close()
+
+
+if __name__ == "__main__":
+    main()
