@@ -15,8 +15,8 @@ from tests.handshake.conftest import AgentClient
 from tests.needs import need_postgres
 from tests.pki.helpers import make_csr
 
-# serialized_rollback: the data migrations' rows (the Platform admins group) survive the flush
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+# the Platform admins group is re-made after each flush (post_migrate in apps.system)
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)

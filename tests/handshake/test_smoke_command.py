@@ -15,7 +15,7 @@ from apps.pki.models import IssuedCertificate
 from apps.sdwan.models import SdwanNetwork
 
 # The in-process server answers from other threads: they must see committed rows.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 STEPS = [
     "ca ready",

@@ -11,7 +11,7 @@ from apps.pki.models import IssuedCertificate, VaultKvOutbox
 from powernode import secretbox
 
 # after-commit KV writes only run when the transaction really commits
-pytestmark = [pytest.mark.vault, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.vault, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
