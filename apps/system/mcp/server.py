@@ -64,9 +64,7 @@ def build_server(token_for: TokenFor) -> Server[Any]:
             return await anyio.to_thread.run_sync(run, limiter=limiter)
         except Exception:  # tools.call_tool reports its own failures; this is the thread hop failing
             log.exception("MCP tool call %s failed outside the action", params.name)
-            return tools.error_result(
-                {"error": {"type": "InternalError", "message": tools.INTERNAL_ERROR_MESSAGE, "details": {}}}
-            )
+            return tools.internal_error_result()
 
     server: Server[Any] = Server(
         SERVER_NAME,

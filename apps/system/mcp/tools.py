@@ -17,7 +17,7 @@ from apps.system.authentication import operator_for_token
 from apps.system.errors import as_application_error, error_body
 from apps.system.registry import all_actions, get_action, run_action
 from powernode.actors import Actor
-from powernode.errors import ApplicationError, NotFound
+from powernode.errors import NotAuthenticated, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,14 @@ def _call(*, name: str, arguments: Any, token: str | None) -> types.CallToolResu
                 details={"tool": name},
             )
         if token is None:
-            raise ApplicationError("No operator token is bound to this MCP session.")
+            raise NotAuthenticated("No operator token came with this MCP request.")
         actor = Actor.for_user(operator_for_token(token))
         output = run_action(name=name, actor=actor, payload={} if arguments is None else arguments)
     except Exception as exc:  # every failure is reported to the caller as a tool error
         err = as_application_error(exc)
         if err is None:
             log.exception("MCP tool %s failed unexpectedly", name)
-            return error_result(error_body("InternalError", INTERNAL_ERROR_MESSAGE))
+            return internal_error_result()
         return error_result(error_body(err.type_name, err.message, err.details))
     return success_result(output)
 
@@ -99,3 +99,8 @@ def error_result(body: dict[str, Any]) -> types.CallToolResult:
     data = as_json(body)
     text = types.TextContent(type="text", text=json.dumps(data))
     return types.CallToolResult(content=[text], structured_content=data, is_error=True)
+
+
+def internal_error_result() -> types.CallToolResult:
+    """What a bug looks like to the caller: the REST API's 500 body; the details stay in the log."""
+    return error_result(error_body("InternalError", INTERNAL_ERROR_MESSAGE))
