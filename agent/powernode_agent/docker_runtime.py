@@ -482,7 +482,8 @@ class DockerRuntime:
         except (OSError, ValueError, AttributeError):
             return None
         zombie = stat.rsplit(")", 1)[-1].split()[0] == "Z"
-        if not zombie and b"containerd" not in cmdline:
+        # A process in the middle of exiting has an empty cmdline: still ours, and dockerd still sees it.
+        if not zombie and cmdline and b"containerd" not in cmdline:
             return None  # pid reused by something else
         return pidfile, pid, zombie
 
@@ -542,8 +543,10 @@ class DockerRuntime:
         self.store.remove(st.DOCKERD_PID)
 
     def dockerd_log_tail(self, lines: int = 15) -> str:
+        """The end of dockerd.log without gRPC reconnect chatter, which buries the line that matters."""
         raw = self.store.read(st.DOCKERD_LOG) or b""
-        return "\n".join(raw.decode(errors="replace").splitlines()[-lines:])
+        kept = [line for line in raw.decode(errors="replace").splitlines() if "module=grpc" not in line]
+        return "\n".join(kept[-lines:])
 
     def supervise_once(self) -> bool:
         """Restart a crashed child dockerd (with backoff); True when it restarted it."""
