@@ -8,7 +8,7 @@ test:  ## install what the tests need and run them all (PostgreSQL, OpenBao, Wir
 	scripts/test.sh
 
 lab:  ## (root) the tutorial end to end on this machine: namespaces, WireGuard hub, agent, dockerd
-	.venv/bin/python -m lab up
+	.venv/bin/python -m lab walk --keep
 
 lab-down:  ## remove every namespace, interface, process and file the lab made
 	.venv/bin/python -m lab down

@@ -1,4 +1,5 @@
-"""``python -m lab up|down|status``: stand up the standard lab world, remove it, or show what exists.
+"""``python -m lab up|walk|down|status``: stand up the standard lab world, walk tutorial 03 end to end with the
+platform and the agent (``make lab``), remove it, or show what exists.
 
 ``up`` leaves the world running (its processes outlive this command) and writes ``<lab dir>/world.json``
 plus the platform's client certificate, so the Docker CLI and curl can be tried by hand.
@@ -66,6 +67,40 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_walk(args: argparse.Namespace) -> int:
+    """Tutorial 03 for real: build the world with the platform server and agent, walk every step."""
+    from lab.tutorial import Tutorial
+
+    if any(leftovers(args.prefix).values()):
+        if not args.replace:
+            print(f"a lab with prefix {args.prefix} exists: `make lab-down` (python -m lab down) first, or --replace",
+                  file=sys.stderr)
+            return 1
+        down(args.prefix)
+    tutorial = Tutorial(args.prefix, out=lambda line: print(line, flush=True))
+    print(f"lab {args.prefix}: building the world (work directory {tutorial.lab.dir})", flush=True)
+    ok = False
+    try:
+        tutorial.build()
+        print("walking tutorial 03 through the operator API:", flush=True)
+        tutorial.walk()
+        ok = True
+    except LabError as exc:
+        print(f"\nlab walk FAILED: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+    finally:
+        print(tutorial.summary(), flush=True)
+        if not ok or not args.keep:
+            left = tutorial.close()
+            print(f"lab {args.prefix}: removed" + (f"; still present: {left}" if left else ""), flush=True)
+    if ok and args.keep:
+        print(f"the lab is still up (platform {tutorial.platform.url}, operator token in "
+              f"{tutorial.platform.var_dir / 'operator_token'}, logs in {tutorial.lab.dir / 'logs'});"
+              f" remove it with: make lab-down")
+    return 0 if ok else 1
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     left = down(args.prefix)
     if left:
@@ -92,16 +127,19 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="stand up the standard world and leave it running")
     up.add_argument("--replace", action="store_true", help="remove an existing lab with this prefix first")
     up.add_argument("--no-node-dockerd", action="store_true", help="leave the node without dockerd (for an agent)")
+    walk = sub.add_parser("walk", help="tutorial 03 end to end: platform server, hub, agent, dockerd (make lab)")
+    walk.add_argument("--replace", action="store_true", help="remove an existing lab with this prefix first")
+    walk.add_argument("--keep", action="store_true", help="leave the lab running after a successful walk")
     sub.add_parser("down", help="remove everything with the prefix, even after a crash")
     sub.add_parser("status", help="show what exists with the prefix")
     args = parser.parse_args(argv)
-    if args.command in ("up", "down"):
+    if args.command in ("up", "walk", "down"):
         reason = why_lab_cannot_run()
-        if reason and (args.command == "up" or "root" in reason):
+        if reason and (args.command != "down" or "root" in reason):
             print(f"lab: {reason}", file=sys.stderr)
             return 2
     try:
-        return {"up": cmd_up, "down": cmd_down, "status": cmd_status}[args.command](args)
+        return {"up": cmd_up, "walk": cmd_walk, "down": cmd_down, "status": cmd_status}[args.command](args)
     except LabError as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 1

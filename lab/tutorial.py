@@ -1,0 +1,521 @@
+"""Tutorial 03 for real on one machine: the platform server, its SDWAN hub, a node running powernode-agent,
+an operator workstation and an intruder, then the tutorial's steps through the operator API.
+
+``Tutorial(prefix).build()`` stands the world up; each step method does one thing of the tutorial and raises
+``LabError`` when the platform or the machines do not behave as the tutorial says. ``walk()`` runs them all
+and prints each with its duration (``python -m lab walk``, ``make lab``); the tests call them one by one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.netns import check_ifname
+from lab.pki import KeyPair
+from lab.platform import LabPlatform
+from lab.proc import LabError, run, wait_for, write_private
+from lab.registry import REGISTRY_NAME
+from lab.topology import HUB_BASE_PORT, Lab
+from lab.wireguard import WgKey
+
+NODE, WORKSTATION, INTRUDER = "node", "ws", "intr"
+# Platform network name -> (lab hub name, prefix); the hub's k-th network listens on 51820+k.
+NETWORKS = {"lab-a": ("A", "fd70:6e6c:a::/64"), "lab-b": ("B", "fd70:6e6c:b::/64")}
+NODE_BIP = "198.18.0.1/24"
+DOCKER_PORT = 2376
+CONTAINER_NAME = "hello-httpd"
+PUBLISHED_PORT = 8080
+TUTORIAL_EVENTS = [
+    "system.docker.module.assigned",
+    "system.docker.runtime.installing",
+    "system.docker.handshake.wants_cert",
+    "system.docker.handshake.cert_signed",
+    "system.docker.handshake.wants_config",
+    "system.docker.handshake.ready",
+    "system.docker.provisioned",
+]
+_AGENT_SCRIPT = Path(sys.executable).with_name("powernode-agent")
+AGENT_ARGV = [str(_AGENT_SCRIPT)] if _AGENT_SCRIPT.exists() else [sys.executable, "-m", "powernode_agent.cli"]
+DOCKER_CLI_CANDIDATES = ("/usr/local/bin/docker", "/usr/bin/docker")
+
+
+@dataclass
+class Step:
+    number: int
+    title: str
+    seconds: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class Tutorial:
+    """One lab with the platform composed in; the tutorial's state as it walks (ids, addresses)."""
+
+    prefix: str
+    dockerd_gate: Path | None = None  # while set and missing, the agent's dockerd waits (tests: mid-handshake)
+    out: Callable[[str], None] = print
+    lab: Lab = field(init=False)
+    platform: LabPlatform = field(init=False)
+    steps: list[Step] = field(default_factory=list)
+    image_ref: str = ""
+    template_id: str = ""
+    instance_id: str = ""
+    network_ids: dict[str, str] = field(default_factory=dict)
+    node_overlay: str = ""
+    agent_token: str = ""
+    module_id: str = ""
+    host_id: str = ""
+    container_id: str = ""
+    assigned_at: float = 0.0
+    connected_after_s: float | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    cert_dirs: dict[str, Path] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.lab = Lab(self.prefix)
+        self.platform = LabPlatform(self.lab)
+
+    # --- the world ---------------------------------------------------------------------------------
+    @property
+    def node_dir(self) -> Path:
+        return self.lab.dir / "node"
+
+    def build(self) -> Tutorial:
+        """Namespaces, platform (database, CA, server), registry + image, networks, hub, spokes, agent."""
+        lab, platform = self.lab, self.platform
+        lab.up()
+        with self.step("machines: platform, node, workstation, intruder (namespaces, underlay cables)"):
+            for role in (NODE, WORKSTATION, INTRUDER):
+                lab.add_host(role)
+        with self.step("platform: database, catalog, local CA, operator token, registry certificate"):
+            registry = platform.setup(registry_name=REGISTRY_NAME)["registry"]
+        with self.step("platform server, image registry (TLS from the platform's CA) and the busybox image"):
+            platform.start_server()  # boots while the registry starts and the image builds
+            lab.start_registry(tls=KeyPair(registry["cert_pem"], registry["key_pem"]), ca_pem=registry["chain_pem"])
+            self.image_ref = lab.build_image()
+            platform.wait_server()
+        with self.step("SDWAN networks, node template and instance, the node's /128, access grants"):
+            self._platform_objects()
+            grants = self._access_grants()
+        with self.step("hub interfaces and peers from the platform's hub configs; workstation, intruder spokes"):
+            self.sync_hub()
+            self._spokes(grants)
+        with self.step("operator certificates: workstation (manage.py export_operator_cert), intruder (action)"):
+            self._operator_certs()
+        with self.step("powernode-agent on the node; the hub learns the node's key from the platform"):
+            self.start_agent()
+            self.wait_node_key()
+            self.sync_hub()
+        return self
+
+    def close(self) -> dict[str, list[str]]:
+        """Stop everything and sweep by prefix; leftovers (empty when clean)."""
+        self.platform.close()
+        return self.lab.close()
+
+    def _platform_objects(self) -> None:
+        api = self.platform.action
+        self.template_id = api("system_create_node_template", {"name": "lab-docker-nodes"})["template"]["id"]
+        for k, (name, (_hub_name, prefix)) in enumerate(NETWORKS.items()):
+            network = api("system_sdwan_create_network", {
+                "name": name, "prefix": prefix, "hub_endpoint": f"[{self.lab.service_address}]:{HUB_BASE_PORT + k}",
+            })["network"]
+            self.network_ids[name] = network["id"]
+        created = api("system_provision_instance", {"template_id": self.template_id, "name": "lab-node-1"})
+        self.instance_id, self.agent_token = created["instance"]["id"], created["agent_token"]
+        peer = api("system_sdwan_attach_peer", {"network_id": self.network_ids["lab-a"],
+                                                "node_instance_id": self.instance_id})["peer"]
+        self.node_overlay = peer["overlay_address"]
+
+    def sync_hub(self) -> None:
+        """Make the hub what the platform says: one interface per network with the platform's hub key, and a
+        peer per SDWAN peer with a known key (``apps.sdwan.services.hub_config``)."""
+        ports = {name: HUB_BASE_PORT + k for k, name in enumerate(NETWORKS)}
+        configs = self.platform.side("hub-configs", *[f"--network={n}={p}" for n, p in ports.items()])
+        for name, (hub_name, prefix) in NETWORKS.items():
+            private_key, peers = parse_hub_config(configs[name]["config"])
+            hub = self.lab.hub
+            if hub_name not in hub.networks:
+                key = WgKey(private_key, configs[name]["hub_public_key"])
+                hub.add_network(hub_name, prefix=prefix, ifname=check_ifname(f"{self.prefix}h{hub_name}"),
+                                listen_port=ports[name], key=key)
+            current = dict(hub.networks[hub_name].peers)
+            for public_key, address in peers.items():
+                if current.get(public_key) != address:
+                    hub.set_peer(hub_name, public_key=public_key, overlay_address=address)
+            for public_key in set(current) - set(peers):
+                hub.remove_peer(hub_name, public_key=public_key)
+
+    def _access_grants(self) -> dict[str, dict[str, Any]]:
+        """wg-quick configs from system_sdwan_create_access_grant: the workstation on lab-a, the intruder on lab-b."""
+        grant = self.platform.action
+        return {
+            WORKSTATION: grant("system_sdwan_create_access_grant",
+                               {"network_id": self.network_ids["lab-a"], "device_name_hint": "ops-laptop"})["grant"],
+            INTRUDER: grant("system_sdwan_create_access_grant",
+                            {"network_id": self.network_ids["lab-b"], "device_name_hint": "intruder"})["grant"],
+        }
+
+    def _spokes(self, grants: dict[str, dict[str, Any]]) -> None:
+        self.lab.join_with_config(WORKSTATION, "A", grants[WORKSTATION]["wireguard_config"])
+        # The intruder routes network A's prefix into its tunnel too: only the hub and WireGuard's
+        # cryptokey routing stand between it and the node.
+        self.lab.join_with_config(INTRUDER, "B", claim_prefix(grants[INTRUDER]["wireguard_config"],
+                                                               NETWORKS["lab-a"][1]))
+
+    def _operator_certs(self) -> None:
+        ws_dir = self.lab.dir / WORKSTATION / ".powernode"
+        self.platform.manage("export_operator_cert", "--user", self.platform.operator, "--out", str(ws_dir))
+        exported = self.platform.action("system_export_operator_cert")
+        intr_dir = self.lab.dir / INTRUDER / ".powernode"
+        write_private(intr_dir / "operator-ca.pem", exported["ca_pem"], 0o644)
+        write_private(intr_dir / "operator-cert.pem", exported["cert_pem"], 0o644)
+        write_private(intr_dir / "operator-key.pem", exported["key_pem"], 0o600)
+        self.cert_dirs = {WORKSTATION: ws_dir, INTRUDER: intr_dir}
+
+    def agent_argv(self) -> list[str]:
+        """The agent's command line in the node (the shape agent/README.md gives for a node in a namespace)."""
+        d = self.node_dir
+        script = f"mount -t tmpfs -o mode=0755 {self.prefix}run /run && exec \"$@\""
+        if self.dockerd_gate:
+            script = f"while [ ! -e {shlex.quote(str(self.dockerd_gate))} ]; do sleep 0.1; done; {script}"
+        extras = {
+            "data-root": str(d / "data"), "exec-root": str(d / "x"), "pidfile": str(d / "docker.pid"),
+            "bip": NODE_BIP, "cgroup-parent": f"/{self.prefix}dnode", "shutdown-timeout": 2,
+        }
+        return [
+            *AGENT_ARGV, "run", "--state-dir", str(d / "state"), "--wg-prefix", f"{self.prefix}n",
+            "--dockerd-launch", "child",
+            # Private mounts for dockerd: a tmpfs /run (no machine containerd socket, runtime files die with it).
+            "--dockerd-prefix", shlex.join(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"]),
+            "--docker-tls-dir", str(d / "tls"), "--daemon-json", str(d / "daemon.json"),
+            "--daemon-extras-json", json.dumps(extras),
+        ]
+
+    def start_agent(self) -> subprocess.Popen[bytes]:
+        env = {"POWERNODE_URL": self.platform.url, "POWERNODE_AGENT_TOKEN": self.agent_token,
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1] / "agent"),
+                                                           os.environ.get("PYTHONPATH")]))}
+        self.node_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Sandboxed: the lab's hosts file (the registry's name) and a private /etc/docker trusting the registry.
+        return self.lab.spawn(NODE, "agent", self.agent_argv(), env=env, sandbox=True)
+
+    def kill_agent(self) -> None:
+        """SIGKILL the agent (a crash): its dockerd child, in its own session, lives on."""
+        process = self.lab.processes.pop("agent")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def wait_node_key(self, *, timeout: float = 60) -> str:
+        """The agent's first heartbeat reported its WireGuard public key (the hub needs it)."""
+        def reported() -> str | None:
+            peers = self.platform.action("system_sdwan_list_peers", {"network_id": self.network_ids["lab-a"]})
+            node = [p for p in peers["peers"] if p.get("node_instance_id") == self.instance_id]
+            return node[0].get("public_key") if node else None
+
+        return wait_for(reported, timeout=timeout, what=f"the agent's heartbeat{self._agent_log_hint()}",
+                        interval=0.1)
+
+    def _agent_log_hint(self) -> str:
+        log = self.lab.dir / "logs" / "agent.log"
+        return f" (agent log {log})" if log.exists() else ""
+
+    def agent_log_tail(self, chars: int = 3000) -> str:
+        try:
+            return (self.lab.dir / "logs" / "agent.log").read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    # --- steps -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def step(self, title: str) -> Iterator[Step]:
+        step = Step(len(self.steps) + 1, title)
+        started = time.monotonic()
+        try:
+            yield step
+        finally:
+            step.seconds = time.monotonic() - started
+            self.steps.append(step)
+            detail = f"  — {step.detail}" if step.detail else ""
+            self.out(f"[{step.number:2d}] {step.seconds:6.2f} s  {title}{detail}")
+
+    def assign(self) -> dict[str, Any]:
+        """system_assign_module_to_template(docker-engine) for the node's template."""
+        modules = self.platform.action("system_list_modules")["modules"]
+        self.module_id = next(m["id"] for m in modules if m["name"] == "docker-engine")
+        template = self.platform.action("system_get_instance", {"id": self.instance_id})["instance"]
+        if template["node_template_id"] != self.template_id:
+            raise LabError(f"the instance's template is {template['node_template_id']}, not {self.template_id}")
+        self.assigned_at = time.monotonic()
+        return self.platform.action("system_assign_module_to_template",
+                                    {"template_id": self.template_id, "module_id": self.module_id})
+
+    def docker_events(self) -> list[dict[str, Any]]:
+        """recent_events(kind_prefix="system.docker"), oldest first."""
+        answer = self.platform.action("recent_events", {"kind_prefix": "system.docker", "limit": 200})
+        return list(reversed(answer["events"]))
+
+    def watch_events(self, until: str = "system.docker.provisioned", *, timeout: float = 180,
+                     on_event: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        """Poll recent_events until an event of kind ``until`` appears; print each new one as it comes."""
+        seen: set[Any] = {e["id"] for e in self.events}
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.docker_events():
+                if event["id"] in seen:
+                    continue
+                seen.add(event["id"])
+                self.events.append(event)
+                self.out(f"       +{time.monotonic() - self.assigned_at:5.2f} s  {event['kind']}")
+                if on_event:
+                    on_event(event)
+                if event["kind"] == "system.docker.handshake.failed":
+                    raise LabError(f"the handshake failed: {event.get('data')}\n{self.agent_log_tail()}")
+            if any(e["kind"] == until for e in self.events):
+                return self.events
+            if time.monotonic() > deadline:
+                raise LabError(f"no {until} event after {timeout} s; agent log:\n{self.agent_log_tail()}")
+            time.sleep(0.1)
+
+    def host(self) -> dict[str, Any]:
+        hosts = self.platform.action("docker_list_hosts")["hosts"]
+        mine = [h for h in hosts if h["node_instance_id"] == self.instance_id]
+        if not mine:
+            raise LabError(f"docker_list_hosts has no host for instance {self.instance_id}: {hosts}")
+        return mine[0]
+
+    def connected(self) -> dict[str, Any]:
+        """The node's DockerHost is connected, at tcp://[overlay]:2376, with the engine's version."""
+        host = self.host()
+        if host["status"] != "connected":
+            raise LabError(f"host {host['id']} is {host['status']}, not connected")
+        expected = f"tcp://[{self.node_overlay}]:{DOCKER_PORT}"
+        if host["api_endpoint"] != expected:
+            raise LabError(f"host endpoint {host['api_endpoint']}, expected {expected}")
+        self.host_id = host["id"]
+        return host
+
+    def pull(self) -> dict[str, Any]:
+        return self.platform.action("docker_pull_image", {"host_id": self.host_id, "image": self.image_ref})["image"]
+
+    def create_container(self) -> dict[str, Any]:
+        container = self.platform.action("docker_create_container", {
+            "host_id": self.host_id, "image": self.image_ref, "name": CONTAINER_NAME,
+            "ports": [{"host": PUBLISHED_PORT, "container": 80}], "detach": True,
+        })["container"]
+        self.container_id = container["id"]
+        return container
+
+    def list_containers(self) -> list[dict[str, Any]]:
+        return self.platform.action("docker_list_containers", {"host_id": self.host_id})["containers"]
+
+    def curl_container(self, role: str = WORKSTATION, *, max_time: float = 5) -> subprocess.CompletedProcess[str]:
+        return self.lab.curl(role, f"http://[{self.node_overlay}]:{PUBLISHED_PORT}/", max_time=max_time)
+
+    def docker_cli(self, role: str, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+        """The Docker CLI in host ``role`` with that host's exported operator certificate (not checked)."""
+        certs = self.cert_dirs[role]
+        cli = next((c for c in DOCKER_CLI_CANDIDATES if Path(c).exists()), "docker")
+        argv = [cli, "--tlsverify", "--tlscacert", str(certs / "operator-ca.pem"),
+                "--tlscert", str(certs / "operator-cert.pem"), "--tlskey", str(certs / "operator-key.pem"),
+                "-H", f"tcp://[{self.node_overlay}]:{DOCKER_PORT}", *args]
+        env = {**os.environ, "DOCKER_CONFIG": str(self.lab.dir / role / ".docker")}
+        try:
+            return subprocess.run([*self.lab.ns(role).prefix_argv(), *argv], capture_output=True, text=True,
+                                  timeout=timeout, env=env, check=False)
+        except subprocess.TimeoutExpired as exc:
+            return subprocess.CompletedProcess(exc.cmd, 124, "", f"timed out after {timeout} s")
+
+    def intruder_attempts(self, *, timeout: float = 4) -> tuple[subprocess.CompletedProcess[str], ...]:
+        """From the intruder, at once: curl to the published port and the Docker CLI with a valid operator
+        certificate; both should time out (their packets die at the hub)."""
+        with ThreadPoolExecutor(2) as pool:
+            web = pool.submit(self.curl_container, INTRUDER, max_time=timeout)
+            cli = pool.submit(self.docker_cli, INTRUDER, "ps", timeout=timeout)
+            return web.result(), cli.result()
+
+    def delete_container(self) -> dict[str, Any]:
+        return self.platform.action("docker_delete_container",
+                                    {"host_id": self.host_id, "container_id": self.container_id, "force": True})
+
+    def delete_image(self) -> dict[str, Any]:
+        return self.platform.action("docker_delete_image", {"host_id": self.host_id, "image_id": self.image_ref})
+
+    def dockerd_pids(self) -> list[int]:
+        """dockerd processes in the node's namespace."""
+        found = []
+        for pid in self.lab.ns(NODE).pids():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd":
+                    found.append(pid)
+        return found
+
+    def decommission(self, *, timeout: float = 120) -> dict[str, Any]:
+        """system_decommission_docker_runtime, then wait until the agent confirmed (host decommissioned)."""
+        answer = self.platform.action("system_decommission_docker_runtime", {"host_id": self.host_id})
+
+        def confirmed() -> bool:
+            hosts = self.platform.action("docker_list_hosts", {"status": "decommissioned"})["hosts"]
+            return any(h["id"] == self.host_id for h in hosts)
+
+        wait_for(confirmed, timeout=timeout, what=f"host {self.host_id} decommissioned", interval=0.2)
+        return answer
+
+    def host_certificates(self) -> list[dict[str, Any]]:
+        return self.platform.side("host-certificates", "--host-id", self.host_id)["certificates"]
+
+    def crl_serials(self) -> set[str]:
+        """Serials on the platform's CRL (GET /api/v1/pki/crl), lowercase colon hex like the records."""
+        from cryptography import x509
+
+        response = self.platform.get("/api/v1/pki/crl")
+        if response.status_code != 200:
+            raise LabError(f"GET /api/v1/pki/crl: {response.status_code} {response.text[:500]}")
+        crl = x509.load_pem_x509_crl(response.content)
+        return {_colon_hex(r.serial_number) for r in crl}
+
+    def unassign(self) -> dict[str, Any]:
+        return self.platform.action("system_unassign_module_from_template",
+                                    {"template_id": self.template_id, "module_id": self.module_id})
+
+    # --- the whole walk ----------------------------------------------------------------------------
+    def walk(self) -> None:
+        """The tutorial from assignment to unassignment; raises LabError at the first step that misbehaves."""
+        with self.step("assign docker-engine to the node's template"):
+            self.assign()
+        with self.step("watch recent_events(kind_prefix='system.docker') until provisioned"):
+            self.watch_events()
+        with self.step("docker_list_hosts: the host is connected") as s:
+            host = self.connected()
+            self.connected_after_s = connected_seconds(self.events)
+            s.detail = f"{host['id']} {host['api_endpoint']} engine {host['version']}"
+        kinds = [e["kind"] for e in self.events]
+        if first_occurrences(kinds, TUTORIAL_EVENTS) != TUTORIAL_EVENTS:
+            raise LabError(f"events out of the tutorial's order: {kinds}")
+        with self.step(f"docker_pull_image {self.image_ref}") as s:
+            image = self.pull()
+            s.detail = f"{image['id'][:19]} {image.get('size')} bytes"
+        with self.step(f"docker_create_container {CONTAINER_NAME}, port {PUBLISHED_PORT}→80") as s:
+            s.detail = f"{self.create_container()['status']}"
+        with self.step("docker_list_containers") as s:
+            listed = [c for c in self.list_containers() if c["id"].startswith(self.container_id[:12])]
+            if not listed:
+                raise LabError(f"{CONTAINER_NAME} is not listed")
+            s.detail = f"{listed[0]['name']} {listed[0]['status']}"
+        with self.step(f"workstation: curl http://[{self.node_overlay}]:{PUBLISHED_PORT}") as s:
+            done = wait_for(lambda: (r := self.curl_container()).returncode == 0 and r, timeout=15,
+                            what="the container's HTTP answer from the workstation")
+            if "powernode lab" not in done.stdout:
+                raise LabError(f"unexpected answer: {done.stdout[:300]}")
+            s.detail = done.stdout.strip().splitlines()[-1][:60]
+        with self.step("workstation: docker --tlsverify ... ps with the exported operator certificate") as s:
+            ps = self.docker_cli(WORKSTATION, "ps")
+            if ps.returncode != 0 or CONTAINER_NAME not in ps.stdout:
+                raise LabError(f"docker ps from the workstation: {ps.returncode} {ps.stdout}{ps.stderr}")
+            s.detail = f"{len(ps.stdout.strip().splitlines()) - 1} container(s)"
+        with self.step("intruder on lab-b with a valid operator certificate: 2376 and 8080 unreachable") as s:
+            dropped_before = self.lab.hub.dropped_packets()
+            web, cli = self.intruder_attempts()
+            if web.returncode == 0 or cli.returncode == 0:
+                raise LabError(f"the intruder reached the node: curl {web.returncode}, docker {cli.returncode}")
+            s.detail = (f"curl exit {web.returncode}, docker exit {cli.returncode}, "
+                        f"hub dropped {self.lab.hub.dropped_packets() - dropped_before} packets")
+        with self.step("docker_delete_container (force)"):
+            self.delete_container()
+        with self.step("docker_delete_image"):
+            self.delete_image()
+        with self.step("system_decommission_docker_runtime, until the agent confirms") as s:
+            self.decommission()
+            wait_for(lambda: not self.dockerd_pids(), timeout=30, what="dockerd to stop")
+            certs = self.host_certificates()
+            unrevoked = [c["serial"] for c in certs if not c["revoked_at"]]
+            missing = {c["serial"] for c in certs} - self.crl_serials()
+            if unrevoked or missing:
+                raise LabError(f"certificates not revoked: {unrevoked}, not on the CRL: {sorted(missing)}")
+            s.detail = f"dockerd stopped, {len(certs)} certificates revoked and on the CRL"
+        with self.step("system_unassign_module_from_template"):
+            self.unassign()
+
+    def summary(self) -> str:
+        total = sum(s.seconds for s in self.steps)
+        lines = [f"{len(self.steps)} steps in {total:.1f} s"]
+        if self.connected_after_s is not None:
+            lines.append(f"assignment → connected: {self.connected_after_s:.2f} s (platform event times; "
+                         f"heartbeat every {self.platform.heartbeat_interval_s} s, dockerd already installed)")
+        return "\n".join(lines)
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+def parse_hub_config(text: str) -> tuple[str, dict[str, str]]:
+    """(hub private key, {peer public key: overlay address}) from a ``hub_config`` (wg setconf format)."""
+    private_key, public_key = "", None
+    peers: dict[str, str] = {}
+    for raw in text.splitlines():
+        key, sep, value = raw.partition("=")
+        if not sep:
+            continue
+        key, value = key.strip().lower(), value.strip()
+        if key == "privatekey":
+            private_key = value
+        elif key == "publickey":
+            public_key = value
+        elif key == "allowedips" and public_key:
+            peers[public_key] = str(ipaddress.ip_interface(value.split(",")[0].strip()).ip)
+    if not private_key:
+        raise LabError("the hub config has no PrivateKey")
+    return private_key, peers
+
+
+def claim_prefix(wg_quick: str, prefix: str) -> str:
+    """The same wg-quick config with ``prefix`` added to its peer's AllowedIPs."""
+    lines = []
+    for line in wg_quick.splitlines():
+        if line.strip().lower().startswith("allowedips"):
+            line = f"{line.rstrip()}, {prefix}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def first_occurrences(kinds: list[str], wanted: list[str]) -> list[str]:
+    """The wanted kinds in the order they first occur in ``kinds``."""
+    order: list[str] = []
+    for kind in kinds:
+        if kind in wanted and kind not in order:
+            order.append(kind)
+    return order
+
+
+def connected_seconds(events: list[dict[str, Any]]) -> float | None:
+    """Seconds between module.assigned and provisioned, from the platform's own event times."""
+    import datetime as dt
+
+    times = {}
+    for event in events:
+        times.setdefault(event["kind"], dt.datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00")))
+    start, end = times.get(TUTORIAL_EVENTS[0]), times.get(TUTORIAL_EVENTS[-1])
+    return (end - start).total_seconds() if start and end else None
+
+
+def _colon_hex(serial: int) -> str:
+    """The platform's serial spelling (apps.pki.adapters.base.format_serial): colon hex of minimal bytes."""
+    return serial.to_bytes(max(1, (serial.bit_length() + 7) // 8), "big").hex(":")
+
+
+def docker_cli_available() -> bool:
+    return any(Path(c).exists() for c in DOCKER_CLI_CANDIDATES) or run(["sh", "-c", "command -v docker"],
+                                                                        check=False).returncode == 0
