@@ -1,29 +1,32 @@
-"""Admin for Docker hosts: status, phase times and the agent's last error; decommission as an admin action."""
+"""Admin for Docker hosts: status, phase times and the agent's last error; decommission as an admin action.
+
+The live host page (timeline, hint, containers) and the decommission confirmation are in
+apps/system/admin_pages.py; decommission runs the system_decommission_docker_runtime action.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.docker_hosts import services
 from apps.docker_hosts.models import DockerHost
-from powernode.actors import Actor
-from powernode.errors import ApplicationError
+from apps.system.admin_pages import DockerHostPagesMixin
 
 
 @admin.register(DockerHost)
-class DockerHostAdmin(admin.ModelAdmin):
+class DockerHostAdmin(DockerHostPagesMixin, admin.ModelAdmin):
     list_display = [
         "id",
+        "status_badge",
         "node_instance",
-        "api_endpoint",
-        "status",
+        "endpoint",
+        "network",
         "version",
         "last_error_short",
         "created_at",
     ]
     list_filter = ["status", "network"]
+    list_select_related = ["node_instance", "network"]
     search_fields = ["id", "node_instance__name", "overlay_address", "server_cert_serial"]
     exclude = ["client_key_encrypted"]
     readonly_fields = [f.name for f in DockerHost._meta.fields if f.name != "client_key_encrypted"]
@@ -39,15 +42,4 @@ class DockerHostAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: DockerHost | None = None) -> bool:
         return False  # decommission instead: it revokes the certificates
 
-    @admin.action(description="Decommission the selected Docker runtimes", permissions=["change"])
-    def decommission(self, request: HttpRequest, queryset: QuerySet[DockerHost]) -> None:
-        if not request.user.has_perm("system.docker_provision"):
-            self.message_user(request, "You lack system.docker_provision.", messages.ERROR)
-            return
-        for host in queryset:
-            try:
-                services.docker_host_request_decommission(host_id=host.id, actor=Actor.for_user(request.user))
-            except ApplicationError as exc:
-                self.message_user(request, f"{host.id}: {exc.message}", messages.ERROR)
-            else:
-                self.message_user(request, f"{host.id}: decommission requested.")
+    # decommission (the action with its confirmation page) comes from DockerHostPagesMixin

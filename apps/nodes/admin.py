@@ -1,17 +1,23 @@
+"""Admin for node templates (with the module assignment panel) and instances (peers, host, heartbeat)."""
+
 from django.contrib import admin
 
 from apps.nodes.models import NodeInstance, NodeTemplate
+from apps.system.admin_pages import NodeInstanceOverviewMixin, NodeTemplateModulesMixin
 
 
 @admin.register(NodeTemplate)
-class NodeTemplateAdmin(admin.ModelAdmin):
+class NodeTemplateAdmin(NodeTemplateModulesMixin, admin.ModelAdmin):
     list_display = ["name", "description", "created_at"]
     search_fields = ["name", "description"]
 
 
 @admin.register(NodeInstance)
-class NodeInstanceAdmin(admin.ModelAdmin):
-    list_display = ["name", "node_template", "status", "agent_version", "last_heartbeat_at", "created_at"]
+class NodeInstanceAdmin(NodeInstanceOverviewMixin, admin.ModelAdmin):
+    list_display = [
+        "name", "node_template", "status", "agent_version", "last_heartbeat_at", "heartbeat_age", "created_at"
+    ]
+    list_select_related = ["node_template"]
     list_filter = ["status", "node_template"]
     search_fields = ["name", "id"]
     readonly_fields = ["agent_token_prefix", "agent_token_hash", "wireguard_public_key", "runtime_report"]

@@ -1,0 +1,71 @@
+"""Admin page fixtures: a superuser and a staff operator without system.docker_provision, a fleet, an agent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from tests.handshake.conftest import AgentClient, handshake_ca_dir, local_ca  # noqa: F401 - fixtures
+
+VIEW_MODELS = [
+    ("nodes", "view_nodetemplate"),
+    ("nodes", "view_nodeinstance"),
+    ("docker_hosts", "view_dockerhost"),
+    ("docker_hosts", "change_dockerhost"),
+    ("events", "view_event"),
+    ("modules", "view_module"),
+]
+
+
+@pytest.fixture
+def root_client(db, django_user_model) -> Client:
+    user = django_user_model.objects.create_superuser("root-op", password="pw-root-op")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def viewer(db, django_user_model):  # noqa: ANN201
+    """A staff operator who may look at everything but holds no system.docker_provision."""
+    user = django_user_model.objects.create_user("viewer", password="pw-viewer", is_staff=True)
+    for app_label, codename in VIEW_MODELS:
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    for codename in ["instance_view", "docker_view", "events_view", "sdwan_view"]:
+        user.user_permissions.add(Permission.objects.get(content_type__app_label="system", codename=codename))
+    return user
+
+
+@pytest.fixture
+def viewer_client(viewer) -> Client:
+    client = Client()
+    client.force_login(viewer)
+    return client
+
+
+@pytest.fixture
+def assigned(api, fleet) -> dict[str, Any]:
+    """The tutorial's fleet with docker-engine assigned, and the instance's agent (test client)."""
+    api.ok(
+        "system_assign_module_to_template",
+        {"template_id": fleet["template"]["id"], "module_id": str(fleet["docker_module"].id)},
+    )
+    return {**fleet, "agent": AgentClient(fleet["agent_token"])}
+
+
+@pytest.fixture
+def pending_host(assigned) -> dict[str, Any]:
+    """A host that got its certificate and waits for wants_config."""
+    from tests.pki.helpers import make_csr
+
+    agent = assigned["agent"]
+    agent.ok("installing")
+    host_id = agent.ok("wants_cert", csr_pem=make_csr())["host_id"]
+    return {**assigned, "host_id": host_id}
+
+
+def messages_of(response) -> list[str]:  # noqa: ANN001
+    return [str(m) for m in response.context["messages"]] if response.context else []
