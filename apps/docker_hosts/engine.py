@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import os
 import shutil
 import tempfile
 import threading
+import urllib.parse
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -183,12 +185,13 @@ class DockerEngine:
         command: str | Sequence[str] | None = None,
         detach: bool = True,
     ) -> dict[str, Any]:
-        """Create and start a container; ports are published on the daemon host's addresses.
+        """Create and start a container; ports are published on the address the daemon listens on (the
+        host's overlay /128), never on all of the host's addresses.
 
         ``detach=False`` waits (up to the read timeout) for the container to exit. A container that
         was created but failed to start is removed again, so a failed call leaves nothing behind.
         """
-        exposed, bindings = _port_bindings(ports)
+        exposed, bindings = _port_bindings(ports, host_ip=_endpoint_address(self.endpoint))
         environment = _environment(env)
         if command is not None and not isinstance(command, str):
             command = [str(part) for part in command]
@@ -265,9 +268,22 @@ class DockerEngine:
         self.close()
 
 
-def _port_bindings(ports: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[int, str]], dict[str, int]]:
+def _endpoint_address(endpoint: str) -> str | None:
+    """The IP literal of ``tcp://[addr]:port`` (the overlay /128), or None for a name."""
+    host = urllib.parse.urlsplit(endpoint).hostname or ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+def _port_bindings(
+    ports: Sequence[Mapping[str, Any]], *, host_ip: str | None = None
+) -> tuple[list[tuple[int, str]], dict[str, Any]]:
+    # Without a host IP dockerd publishes on 0.0.0.0 and ::, i.e. on every address of the node, public
+    # ones included: the overlay /128 keeps published ports inside the SDWAN network, like the daemon.
     exposed: list[tuple[int, str]] = []
-    bindings: dict[str, int] = {}
+    bindings: dict[str, Any] = {}
     for port in ports or ():
         try:
             container = int(port["container"])
@@ -278,7 +294,7 @@ def _port_bindings(ports: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[int, 
         if protocol not in PROTOCOLS or not (0 < container < 65536 and 0 < host < 65536):
             raise ValidationError("ports are 1-65535 and protocol one of tcp, udp, sctp", details={"port": port})
         exposed.append((container, protocol))
-        bindings[f"{container}/{protocol}"] = host
+        bindings[f"{container}/{protocol}"] = (host_ip, host) if host_ip else host
     return exposed, bindings
 
 
