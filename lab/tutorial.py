@@ -82,6 +82,7 @@ class Tutorial:
     assigned_at: float = 0.0
     connected_after_s: float | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    round_start: int = 0  # index in ``events`` of the latest assignment's first event
     cert_dirs: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -261,6 +262,7 @@ class Tutorial:
         if template["node_template_id"] != self.template_id:
             raise LabError(f"the instance's template is {template['node_template_id']}, not {self.template_id}")
         self.assigned_at = time.monotonic()
+        self.round_start = len(self.events)
         return self.platform.action("system_assign_module_to_template",
                                     {"template_id": self.template_id, "module_id": self.module_id})
 
@@ -271,7 +273,8 @@ class Tutorial:
 
     def watch_events(self, until: str = "system.docker.provisioned", *, timeout: float = 180,
                      on_event: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-        """Poll recent_events until an event of kind ``until`` appears; print each new one as it comes."""
+        """Poll recent_events until an event of kind ``until`` appears since the latest assignment; print each
+        new one as it comes."""
         seen: set[Any] = {e["id"] for e in self.events}
         deadline = time.monotonic() + timeout
         while True:
@@ -285,7 +288,7 @@ class Tutorial:
                     on_event(event)
                 if event["kind"] == "system.docker.handshake.failed":
                     raise LabError(f"the handshake failed: {event.get('data')}\n{self.agent_log_tail()}")
-            if any(e["kind"] == until for e in self.events):
+            if any(e["kind"] == until for e in self.events[self.round_start:]):
                 return self.events
             if time.monotonic() > deadline:
                 raise LabError(f"no {until} event after {timeout} s; agent log:\n{self.agent_log_tail()}")
