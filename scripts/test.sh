@@ -32,6 +32,17 @@ step "pytest on PostgreSQL" env DATABASE_URL="$PG_URL" .venv/bin/pytest -p no:ca
 step "API contract tests on SQLite" env -u DATABASE_URL .venv/bin/pytest -p no:cacheprovider -q -m contract tests
 step "agent tests" .venv/bin/pytest -p no:cacheprovider -q agent/tests
 
+browser_tests() {  # Debian's Chromium and Playwright (never a browser download), then the admin in a real browser
+  if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ]; then
+    apt-get install -y -qq -o DPkg::Lock::Timeout=600 chromium >/dev/null \
+      || { apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=600 chromium >/dev/null; } || return 1
+  fi
+  $PY -c "import playwright" 2>/dev/null || .venv/bin/pip install -q playwright || return 1
+  env DATABASE_URL="$PG_URL" POWERNODE_ARTIFACTS="$ARTIFACTS" .venv/bin/pytest -p no:cacheprovider -q -m browser \
+    --junitxml="$ARTIFACTS/pytest-browser.xml" tests/browser
+}
+step "browser tests (screenshots in $ARTIFACTS/screenshots)" browser_tests
+
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED steps: ${failed[*]}"
   exit 1

@@ -76,7 +76,9 @@ class NodeTemplateModulesMixin:
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _modules_context(self, request: HttpRequest, template: NodeTemplate) -> dict[str, Any]:
-        assignments = list(template.assignments.select_related("module", "assigned_by").order_by("module__name"))
+        assignments = list(
+            template.assignments.select_related("module", "assigned_by").order_by("module__name")
+        )
         assigned_ids = {a.module_id for a in assignments}
         instances = list(
             template.instances.exclude(status=NodeInstance.Status.DELETED)
@@ -85,7 +87,9 @@ class NodeTemplateModulesMixin:
         )
         return {
             "pn_assignments": assignments,
-            "pn_assignable": [m for m in Module.objects.order_by("name", "version") if m.id not in assigned_ids],
+            "pn_assignable": [
+                m for m in Module.objects.order_by("name", "version") if m.id not in assigned_ids
+            ],
             "pn_can_provision": request.user.has_perm(PROVISION),
             "pn_instances": [(i, dashboard.heartbeat_of(i)) for i in instances],
             "pn_instances_total": template.instances.exclude(status=NodeInstance.Status.DELETED).count(),
@@ -124,7 +128,7 @@ class NodeTemplateModulesMixin:
             self.message_user(request, _error_text(exc), messages.ERROR)
         else:
             self.message_user(
-                request, f"{self._module_name(module_id)} assigned to {template.name}.", messages.SUCCESS
+                request, f"Assigned {self._module_name(module_id)} to {template.name}.", messages.SUCCESS
             )
         return self._back(template)
 
@@ -142,7 +146,7 @@ class NodeTemplateModulesMixin:
         else:
             self.message_user(
                 request,
-                f"{self._module_name(module_id)} unassigned from {template.name}. Running Docker hosts stay "
+                f"Unassigned {self._module_name(module_id)} from {template.name}. Running Docker hosts stay "
                 "until you decommission them.",
                 messages.SUCCESS,
             )
@@ -184,7 +188,9 @@ class NodeInstanceOverviewMixin:
                 ),
                 "pn_hosts": hosts,
                 "pn_pre_host_hint": dashboard.pre_host_hint(instance),
-                "pn_events": Event.objects.filter(instance_id=instance.id).order_by("-occurred_at", "-id")[:10]
+                "pn_events": Event.objects.filter(instance_id=instance.id).order_by("-occurred_at", "-id")[
+                    :10
+                ]
                 if request.user.has_perm("system.events_view")
                 else None,
             }
@@ -200,7 +206,10 @@ class DockerHostPagesMixin:
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: DockerHost) -> str:
         return format_html(
-            '<span class="pn-badge pn-{}" title="{}">{}</span>', obj.status, obj.get_status_display(), obj.status
+            '<span class="pn-badge pn-{}" title="{}">{}</span>',
+            obj.status,
+            obj.get_status_display(),
+            obj.status,
         )
 
     @admin.display(description="API endpoint", ordering="api_endpoint")
@@ -226,6 +235,59 @@ class DockerHostPagesMixin:
             *super().get_urls(),
         ]
 
+    def get_fieldsets(self, request: HttpRequest, obj: DockerHost | None = None) -> list:
+        # The panels above the form tell the story; the raw fields stay below, certificates folded away.
+        sets = [
+            (
+                None,
+                {
+                    "fields": [
+                        "id",
+                        "node_instance",
+                        "network",
+                        "overlay_address",
+                        "api_endpoint",
+                        "status",
+                        "version",
+                        "last_error",
+                    ]
+                },
+            ),
+            (
+                "Phase times",
+                {
+                    "classes": ["collapse"],
+                    "fields": [
+                        "cert_signed_at",
+                        "config_sent_at",
+                        "connected_at",
+                        "failed_at",
+                        "decommission_requested_at",
+                        "decommissioned_at",
+                        "created_at",
+                        "updated_at",
+                    ],
+                },
+            ),
+            (
+                "Certificates",
+                {
+                    "classes": ["collapse"],
+                    "fields": [
+                        "server_cert_serial",
+                        "server_cert_not_after",
+                        "client_cert_serial",
+                        "client_cert_not_after",
+                        "client_cert_pem",
+                        "client_chain_pem",
+                    ],
+                },
+            ),
+        ]
+        listed = {f for _, options in sets for f in options["fields"]}
+        rest = [f for f in self.get_readonly_fields(request, obj) if f not in listed]
+        return sets + ([("Other", {"classes": ["collapse"], "fields": rest})] if rest else [])
+
     def _host_or_404(self, request: HttpRequest, object_id: str) -> DockerHost:
         host = self.get_object(request, object_id)
         if host is None or not self.has_view_permission(request, host):
@@ -246,7 +308,9 @@ class DockerHostPagesMixin:
         containers, daemon_error = None, ""
         if host.status == DockerHost.Status.CONNECTED:
             try:
-                containers = _run(request, "docker_list_containers", {"host_id": host.id, "all": True})["containers"]
+                containers = _run(request, "docker_list_containers", {"host_id": host.id, "all": True})[
+                    "containers"
+                ]
             except DjangoPermissionDenied:
                 daemon_error = "You lack system.docker_view: the containers are not shown."
             except ApplicationError as exc:
@@ -254,6 +318,7 @@ class DockerHostPagesMixin:
                 daemon_error = _error_text(exc)
                 self.message_user(request, f"Could not read the containers: {daemon_error}", messages.WARNING)
         return {
+            "title": f"Docker host on {host.node_instance.name}",
             "pn_host": host,
             "pn_timeline": dashboard.host_timeline(host),
             "pn_hint": dashboard.troubleshooting_hint(host),
@@ -301,7 +366,9 @@ class DockerHostPagesMixin:
                     messages.SUCCESS,
                 )
 
-    def _confirmation(self, request: HttpRequest, hosts: list[DockerHost], *, from_action: bool) -> HttpResponse:
+    def _confirmation(
+        self, request: HttpRequest, hosts: list[DockerHost], *, from_action: bool
+    ) -> HttpResponse:
         rows = []
         for host in hosts:
             certs = IssuedCertificate.objects.filter(host_id=host.id, revoked_at__isnull=True)
@@ -323,7 +390,9 @@ class DockerHostPagesMixin:
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
             "interval_s": int(dashboard.stale_after().total_seconds() / 1.5),
         }
-        return TemplateResponse(request, "admin/docker_hosts/dockerhost/decommission_confirmation.html", context)
+        return TemplateResponse(
+            request, "admin/docker_hosts/dockerhost/decommission_confirmation.html", context
+        )
 
 
 # -- events: prefix/instance/host filters, no COUNT(*) over the whole table -----------------------------
@@ -415,6 +484,7 @@ class HostFilter(TextInputFilter):
 class EventListMixin:
     paginator = BoundedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts would scan the whole log
     list_per_page = 100
     count_cap = BoundedCountPaginator.CAP
 
@@ -445,6 +515,10 @@ class EventListMixin:
 
     def changelist_view(self, request: HttpRequest, extra_context=None):  # noqa: ANN001, ANN201
         return super().changelist_view(
-            request, {**(extra_context or {}), "pn_count_cap": BoundedCountPaginator.CAP,
-                      "pn_quick_prefixes": KindPrefixFilter.quick}
+            request,
+            {
+                **(extra_context or {}),
+                "pn_count_cap": BoundedCountPaginator.CAP,
+                "pn_quick_prefixes": KindPrefixFilter.quick,
+            },
         )

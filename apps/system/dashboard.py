@@ -153,9 +153,9 @@ class Phase:
 
 def _latest_by_kind(host: DockerHost) -> dict[str, Event]:
     latest: dict[str, Event] = {}
-    for event in Event.objects.filter(host_id=host.id, kind__startswith=DOCKER).order_by("-occurred_at", "-id")[
-        :300
-    ]:
+    for event in Event.objects.filter(host_id=host.id, kind__startswith=DOCKER).order_by(
+        "-occurred_at", "-id"
+    )[:300]:
         latest.setdefault(event.kind, event)
     if f"{DOCKER}.runtime.installing" not in latest:
         # "installing" comes before the host exists: the instance's last one before the host was made
@@ -317,7 +317,8 @@ def troubleshooting_hint(host: DockerHost, *, now: dt.datetime | None = None) ->
             [
                 "The order travels with the instance's next heartbeat; the agent stops dockerd, removes the "
                 "key and certificate, then confirms.",
-                "If the instance's agent is stale (see its heartbeat age), the host stays here until the agent "
+                "If the instance's agent is stale (see its heartbeat age), the host stays here until the "
+                "agent "
                 "calls in again — or until the instance is deleted, which finishes the decommission at once.",
             ],
         )
@@ -340,9 +341,11 @@ def pre_host_hint(instance: NodeInstance) -> Hint | None:
     """For an instance whose template has docker-engine but no host yet: the wants_cert hint."""
     if docker_assignment_for_template(template_id=instance.node_template_id) is None:
         return None
-    if DockerHost.objects.filter(node_instance_id=instance.id).exclude(
-        status=DockerHost.Status.DECOMMISSIONED
-    ).exists():
+    if (
+        DockerHost.objects.filter(node_instance_id=instance.id)
+        .exclude(status=DockerHost.Status.DECOMMISSIONED)
+        .exists()
+    ):
         return None
     return Hint(
         "Docker is assigned but no certificate was issued yet (wants_cert)",

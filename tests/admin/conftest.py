@@ -1,4 +1,4 @@
-"""Admin page fixtures: a superuser and a staff operator without system.docker_provision, a fleet, an agent."""
+"""Admin page fixtures: a superuser, a staff operator without system.docker_provision, a fleet."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ def viewer(db, django_user_model):  # noqa: ANN201
     """A staff operator who may look at everything but holds no system.docker_provision."""
     user = django_user_model.objects.create_user("viewer", password="pw-viewer", is_staff=True)
     for app_label, codename in VIEW_MODELS:
-        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
     for codename in ["instance_view", "docker_view", "events_view", "sdwan_view"]:
         user.user_permissions.add(Permission.objects.get(content_type__app_label="system", codename=codename))
     return user

@@ -21,7 +21,12 @@ def test_pending_host_page_shows_the_timeline_and_polls(root_client, pending_hos
     assert 'id="pn-status"' in html and ">pending<" in html
     assert 'data-pn-poll="/admin/docker_hosts/dockerhost/' in html
     states = {p.key: p.state for p in response.context["pn_timeline"]}
-    assert states == {"installing": "done", "cert_signed": "done", "config_sent": "current", "connected": "todo"}
+    assert states == {
+        "installing": "done",
+        "cert_signed": "done",
+        "config_sent": "current",
+        "connected": "todo",
+    }
     assert "system.docker.handshake.cert_signed" in html
     assert "Waiting for the agent to ask for its daemon config" in html
 

@@ -46,3 +46,11 @@ def kind_class(kind: str) -> str:
     if kind.endswith((".ready", ".provisioned", ".assigned", ".attached")):
         return "good"
     return "info"
+
+
+@register.filter
+def ago(moment: Any) -> str:
+    """ "12s ago", "5 min ago": second-level precision where the admin's timesince says "0 minutes"."""
+    from django.utils import timezone
+
+    return dashboard.humanize_age(timezone.now() - moment) if moment else "never"
