@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from apps.docker_hosts.models import DockerHost, api_endpoint_for
-from apps.docker_hosts.selectors import docker_assignment_for_template, provisioning_wanted
+from apps.docker_hosts.selectors import provisioning_wanted
 from apps.events.services import event_record
-from apps.modules.models import ModuleAssignment
+from apps.modules.models import Module, ModuleAssignment
 from apps.nodes.models import NodeInstance
 from apps.pki.kv import kv_write_after_commit
 from apps.pki.models import IssuedCertificate
@@ -54,33 +55,59 @@ def kv_path_for_host(host_id: str) -> str:
 
 
 # -- helpers shared by the phases ------------------------------------------------------------------
+# Each phase is a handful of indexed statements: the instance with its newest docker assignment (one
+# SELECT), the instance's newest host (one SELECT ... FOR UPDATE), the change, its events.
 
 
-def _lock_instance(instance: NodeInstance) -> NodeInstance:
-    """Serialise every handshake write of one instance on its row (two wants_cert → one host)."""
-    locked = NodeInstance.objects.select_for_update().only("id", "name", "status", "node_template_id")
-    return locked.get(pk=instance.pk)
+@dataclass(frozen=True)
+class _Context:
+    instance: NodeInstance
+    assigned_at: dt.datetime
+    host: DockerHost | None  # the newest host: the live one when there is one
 
 
-def _live_host(instance_id: Any, *, lock: bool = True) -> DockerHost | None:
-    """The instance's one host that is not decommissioned (the constraint allows at most one)."""
-    qs = DockerHost.objects.filter(node_instance_id=instance_id).exclude(
-        status=DockerHost.Status.DECOMMISSIONED
-    )
-    if lock:
-        qs = qs.select_for_update()
-    return qs.first()
+def _context(instance: NodeInstance, *, lock_instance: bool = False) -> _Context:
+    """The instance with its docker assignment time, and its newest host (row-locked).
 
-
-def _require_assignment(instance: NodeInstance) -> ModuleAssignment:
-    assignment = docker_assignment_for_template(template_id=instance.node_template_id)
-    if assignment is None:
-        raise RuntimeNotAssignedError(
-            f"The docker runtime is not assigned to the template of instance {instance.name}: assign the "
-            "docker-engine module (system_assign_module_to_template) before the handshake.",
-            details={"instance_id": str(instance.id), "template_id": str(instance.node_template_id)},
+    ``lock_instance`` (wants_cert) serialises host creation per instance: two concurrent
+    ``wants_cert`` queue on the instance row and the second finds the first one's host.
+    """
+    newest_assignment = (
+        ModuleAssignment.objects.filter(
+            node_template_id=OuterRef("node_template_id"), module__runtime=Module.Runtime.DOCKER
         )
-    return assignment
+        .order_by("-created_at")
+        .values("created_at")[:1]
+    )
+    qs = NodeInstance.objects.only("id", "name", "status", "node_template_id").annotate(
+        docker_assigned_at=Subquery(newest_assignment)
+    )
+    if lock_instance:
+        qs = qs.select_for_update()
+    row = qs.get(pk=instance.pk)
+    if row.docker_assigned_at is None:
+        raise RuntimeNotAssignedError(
+            f"The docker runtime is not assigned to the template of instance {row.name}: assign the "
+            "docker-engine module (system_assign_module_to_template) before the handshake.",
+            details={"instance_id": str(row.id), "template_id": str(row.node_template_id)},
+        )
+    # The newest host is the live one when one exists: a host is only created when none is live.
+    host = (
+        DockerHost.objects.select_for_update().filter(node_instance_id=row.id).order_by("-created_at").first()
+    )
+    return _Context(instance=row, assigned_at=row.docker_assigned_at, host=host)
+
+
+def _live(ctx: _Context) -> DockerHost | None:
+    """The live host, or None; refuses when the runtime ended (decommissioned under this assignment)."""
+    host = ctx.host
+    if host is None:
+        return None
+    if host.status == DockerHost.Status.DECOMMISSIONED:
+        if not provisioning_wanted(assigned_at=ctx.assigned_at, host=host):
+            _refuse_decommissioned(host)
+        return None
+    return host
 
 
 def _refuse_decommissioning(host: DockerHost) -> None:
@@ -100,18 +127,9 @@ def _refuse_decommissioned(host: DockerHost) -> None:
     )
 
 
-def _refuse_if_runtime_ended(instance: NodeInstance, assignment: ModuleAssignment) -> None:
-    """No live host: refuse when the last one was decommissioned under the current assignment."""
-    last = DockerHost.objects.filter(node_instance_id=instance.id).order_by("-created_at").first()
-    if last is not None and not provisioning_wanted(assigned_at=assignment.created_at, host=last):
-        _refuse_decommissioned(last)
-
-
-def _host_for_phase(instance: NodeInstance, *, assignment: ModuleAssignment, phase: str) -> DockerHost:
+def _require_certificate(host: DockerHost | None, *, instance: NodeInstance, phase: str) -> DockerHost:
     """The live host a post-certificate phase applies to, or the 409 that names the phase to post."""
-    host = _live_host(instance.id)
     if host is None:
-        _refuse_if_runtime_ended(instance, assignment)
         raise HandshakePhaseError(
             f"No certificate was issued for instance {instance.name} yet: post 'wants_cert' with a CSR "
             f"before '{phase}'.",
@@ -137,17 +155,14 @@ def _save(host: DockerHost, *fields: str) -> None:
 @transaction.atomic
 def docker_runtime_installing(*, instance: NodeInstance, actor: Actor) -> DockerHost | None:
     """The agent started installing dockerd: an event (no host exists before ``wants_cert``)."""
-    instance = _lock_instance(instance)
-    assignment = _require_assignment(instance)
-    host = _live_host(instance.id)
+    ctx = _context(instance)
+    host = _live(ctx)
     if host is not None:
         _refuse_decommissioning(host)
-    else:
-        _refuse_if_runtime_ended(instance, assignment)
     event_record(
         kind=f"{EVENT}.runtime.installing",
         actor=actor,
-        instance_id=instance.id,
+        instance_id=ctx.instance.id,
         host_id=host.id if host else "",
     )
     return host
@@ -162,16 +177,15 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
     mirrored on the row (key encrypted) and queued for Vault KV after commit. A repeated call re-signs
     for the same host; the earlier certificates stay recorded and are revoked at decommission.
     """
-    instance = _lock_instance(instance)
-    assignment = _require_assignment(instance)
-    host = _live_host(instance.id)
-    created = False
+    ctx = _context(instance, lock_instance=True)
+    instance = ctx.instance
+    host = _live(ctx)
     now = timezone.now()
+    created = host is None
     if host is None:
-        _refuse_if_runtime_ended(instance, assignment)
         peer = (
             SdwanPeer.objects.filter(node_instance_id=instance.id)
-            .select_related("network")
+            .only("network_id", "overlay_address")
             .order_by("created_at")
             .first()
         )
@@ -181,16 +195,14 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
                 "overlay /128 (never 0.0.0.0). Attach it with system_sdwan_attach_peer first.",
                 details={"instances": [{"id": str(instance.id), "name": instance.name}]},
             )
+        # The row is written once, after signing (its id is made here): one INSERT instead of two writes.
         host = DockerHost(
             node_instance_id=instance.id,
             network_id=peer.network_id,
             overlay_address=peer.overlay_address,
             api_endpoint=api_endpoint_for(peer.overlay_address),
             created_at=now,
-            updated_at=now,
         )
-        host.save(force_insert=True)
-        created = True
     else:
         _refuse_decommissioning(host)
     event_record(
@@ -217,7 +229,11 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
         _issue_client_keypair(host, actor=actor)
         fields += ["client_cert_serial", "client_cert_pem", "client_key_encrypted", "client_chain_pem"]
         fields.append("client_cert_not_after")
-    _save(host, *fields)
+    if created:
+        host.updated_at = now
+        host.save(force_insert=True)
+    else:
+        _save(host, *fields)
     event_record(
         kind=f"{EVENT}.handshake.cert_signed",
         actor=actor,
@@ -266,13 +282,12 @@ def _issue_client_keypair(host: DockerHost, *, actor: Actor) -> None:
 @transaction.atomic
 def docker_host_config_sent(*, instance: NodeInstance, actor: Actor) -> DockerHost:
     """``wants_config``: the daemon.json is about to be handed out; only after a certificate was issued."""
-    instance = _lock_instance(instance)
-    assignment = _require_assignment(instance)
-    host = _host_for_phase(instance, assignment=assignment, phase="wants_config")
+    ctx = _context(instance)
+    host = _require_certificate(_live(ctx), instance=ctx.instance, phase="wants_config")
     host.config_sent_at = timezone.now()
     _save(host, "config_sent_at")
     event_record(
-        kind=f"{EVENT}.handshake.wants_config", actor=actor, instance_id=instance.id, host_id=host.id
+        kind=f"{EVENT}.handshake.wants_config", actor=actor, instance_id=ctx.instance.id, host_id=host.id
     )
     return host
 
@@ -292,21 +307,24 @@ def daemon_config(*, host: DockerHost) -> dict[str, Any]:
 @transaction.atomic
 def docker_runtime_ready(*, instance: NodeInstance, version: str, actor: Actor) -> DockerHost:
     """``ready``: the agent reports dockerd up on the overlay; promotion goes through mark_ready."""
-    instance = _lock_instance(instance)
-    assignment = _require_assignment(instance)
-    host = _host_for_phase(instance, assignment=assignment, phase="ready")
-    return docker_host_mark_ready(host_id=host.id, version=version, actor=actor)
+    ctx = _context(instance)
+    host = _require_certificate(_live(ctx), instance=ctx.instance, phase="ready")
+    return docker_host_mark_ready(host_id=host.id, version=version, actor=actor, locked_host=host)
 
 
-@transaction.atomic
-def docker_host_mark_ready(*, host_id: str, version: str, actor: Actor) -> DockerHost:
+@transaction.atomic(savepoint=False)
+def docker_host_mark_ready(
+    *, host_id: str, version: str, actor: Actor, locked_host: DockerHost | None = None
+) -> DockerHost:
     """The one path to ``connected`` (``system_mark_docker_ready``): pending/failed → connected.
 
     Today it trusts the agent's report; a platform-side mTLS probe that holds a host at ``pending``
     until the daemon answers belongs here. A second ``ready`` changes nothing (a new engine version
-    is recorded, without promotion events).
+    is recorded, without promotion events). ``locked_host``: the caller already holds the row lock.
     """
-    host = DockerHost.objects.select_for_update().filter(pk=host_id).first()
+    host = locked_host
+    if host is None or host.id != host_id:
+        host = DockerHost.objects.select_for_update().filter(pk=host_id).first()
     if host is None:
         raise NotFound(f"No Docker host with id {host_id}.", details={"host_id": host_id})
     if host.status == DockerHost.Status.DECOMMISSIONED:
@@ -358,20 +376,19 @@ system_mark_docker_ready = docker_host_mark_ready  # the tutorial's name for the
 @transaction.atomic
 def docker_runtime_failed(*, instance: NodeInstance, error: str, actor: Actor) -> DockerHost | None:
     """``failed``: the agent could not finish a step. The live host (if any) shows the error."""
-    instance = _lock_instance(instance)
-    _require_assignment(instance)
+    ctx = _context(instance)
     error = error[:MAX_ERROR_CHARS]
-    host = _live_host(instance.id)
-    if host is not None and host.status in (DockerHost.Status.PENDING, DockerHost.Status.CONNECTED):
-        host.status = DockerHost.Status.FAILED
+    host = _live(ctx)
     if host is not None:
+        if host.status in (DockerHost.Status.PENDING, DockerHost.Status.CONNECTED):
+            host.status = DockerHost.Status.FAILED
         host.failed_at = timezone.now()
         host.last_error = error
         _save(host, "status", "failed_at", "last_error")
     event_record(
         kind=f"{EVENT}.handshake.failed",
         actor=actor,
-        instance_id=instance.id,
+        instance_id=ctx.instance.id,
         host_id=host.id if host else "",
         data={"error": error},
     )
@@ -423,7 +440,6 @@ def docker_runtime_decommissioned(*, instance: NodeInstance, host_id: str, actor
     Accepted for a host that was not ordered to decommission too (the daemon is gone either way, and
     the host's status must say so); another instance's host is a 404, as if it did not exist.
     """
-    _lock_instance(instance)
     host = DockerHost.objects.select_for_update().filter(pk=host_id, node_instance_id=instance.id).first()
     if host is None:
         raise NotFound(f"No Docker host with id {host_id} on this instance.", details={"host_id": host_id})
