@@ -1,8 +1,8 @@
 """The agent heartbeat: record that the agent called in, answer the instance's desired state.
 
-This is the platform's hottest path (every agent, every interval). Its reads are three small indexed
-SELECTs written as SQL: building the same querysets through the ORM cost four times their execution
-on every call (measured in bench/bench_handshake.py). Writes still go through the services.
+This is the platform's hottest path (every agent, every interval): per heartbeat one SELECT to
+authenticate, one UPDATE, and one SELECT for the desired state, written as SQL because building the
+equivalent querysets through the ORM cost several times their execution (bench/bench_handshake.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from django.conf import settings
 
 from apps.modules.models import Module, ModuleAssignment
 from apps.nodes.models import NodeInstance
-from apps.nodes.rawsql import aware, columns, db_uuid, fetch, uuid_text
+from apps.nodes.rawsql import columns, db_uuid, fetch, inet_text, text_datetime, uuid_text
 from apps.nodes.services import instance_record_heartbeat
 from apps.sdwan import addressing
 from apps.sdwan.models import SdwanNetwork, SdwanPeer
@@ -37,18 +37,19 @@ def agent_heartbeat(
 
 def instance_desired_state(*, instance: NodeInstance) -> dict[str, Any]:
     """What the agent should run: SDWAN memberships, assigned modules, runtime orders, the interval."""
-    assignments = assigned_modules(template_id=instance.node_template_id)
+    rows = desired_state_rows(instance=instance)
+    assignments = sorted(rows["a"], key=lambda a: a["assigned_at"])
     orders: list[dict[str, Any]] = []
     if django_apps.is_installed("apps.docker_hosts"):
         from apps.docker_hosts.selectors import runtime_orders
 
         orders = runtime_orders(
-            instance_id=instance.id,
+            host=rows["h"][0] if rows["h"] else None,
             assigned={a["runtime"]: a["assigned_at"] for a in assignments},  # oldest first: newest wins
         )
     return {
         "instance_id": str(instance.id),
-        "sdwan": sdwan_memberships(instance_id=instance.id),
+        "sdwan": [m for _, m in sorted(rows["p"], key=lambda pair: pair[0])],
         "assignments": [
             {"module_id": a["module_id"], "name": a["name"], "runtime": a["runtime"]} for a in assignments
         ],
@@ -57,50 +58,73 @@ def instance_desired_state(*, instance: NodeInstance) -> dict[str, Any]:
     }
 
 
-# -- the reads, as SQL: portable (SQLite and PostgreSQL), names taken from the models ----------------
+# -- the read, as SQL ------------------------------------------------------------------------------
+# One round trip for the instance's memberships, its template's modules and its newest Docker host:
+# a UNION ALL of three indexed SELECTs whose columns are all text (portable: SQLite and PostgreSQL).
+# Each app writes its own part, with table and column names taken from its models.
 
 
-def _sql_assigned_modules() -> str:
-    a, m, col = ModuleAssignment._meta, Module._meta, columns(ModuleAssignment)
-    return (
-        f"SELECT a.{col['created_at']}, m.id, m.name, m.runtime FROM {a.db_table} a "
-        f"JOIN {m.db_table} m ON m.id = a.{col['module']} "
-        f"WHERE a.{col['node_template']} = %s ORDER BY a.{col['created_at']}, a.id"
-    )
-
-
-def _sql_sdwan_memberships() -> str:
+def _peers_part() -> str:
     p, n, col = SdwanPeer._meta, SdwanNetwork._meta, columns(SdwanPeer)
     return (
-        f"SELECT p.id, p.{col['overlay_address']}, n.id, n.name, n.prefix, n.hub_public_key, n.hub_endpoint "
-        f"FROM {p.db_table} p JOIN {n.db_table} n ON n.id = p.{col['network']} "
-        f"WHERE p.{col['node_instance']} = %s ORDER BY p.{col['created_at']}, p.id"
+        f"SELECT 'p', CAST(p.{col['created_at']} AS TEXT), CAST(p.id AS TEXT), "
+        f"CAST(p.{col['overlay_address']} AS TEXT), CAST(n.id AS TEXT), n.name, n.prefix, n.hub_public_key, "
+        f"n.hub_endpoint FROM {p.db_table} p JOIN {n.db_table} n ON n.id = p.{col['network']} "
+        f"WHERE p.{col['node_instance']} = %s"
     )
 
 
-def assigned_modules(*, template_id: Any) -> list[dict[str, Any]]:
-    """The template's assigned modules, oldest assignment first."""
-    return [
-        {"assigned_at": aware(created), "module_id": uuid_text(module_id), "name": name, "runtime": runtime}
-        for created, module_id, name, runtime in fetch(_sql_assigned_modules(), [db_uuid(template_id)])
-    ]
+def _assignments_part() -> str:
+    a, m, col = ModuleAssignment._meta, Module._meta, columns(ModuleAssignment)
+    return (
+        f"SELECT 'a', CAST(a.{col['created_at']} AS TEXT), CAST(m.id AS TEXT), m.name, m.runtime, "
+        f"NULL, NULL, NULL, NULL FROM {a.db_table} a JOIN {m.db_table} m ON m.id = a.{col['module']} "
+        f"WHERE a.{col['node_template']} = %s"
+    )
 
 
-def sdwan_memberships(*, instance_id: Any) -> list[dict[str, Any]]:
-    """The instance's SDWAN networks with its /128 and the network's hub, as the agent configures them."""
-    rows = fetch(_sql_sdwan_memberships(), [db_uuid(instance_id)])
-    return [
-        {
-            "network_id": uuid_text(network_id),
-            "network_name": name,
-            "peer_id": uuid_text(peer_id),
-            "prefix": prefix,
-            "overlay_address": overlay,
-            "hub": {
-                "public_key": hub_key,
-                "endpoint": hub_endpoint or None,
-                "overlay_address": addressing.address_at(prefix, HUB_INDEX),
-            },
-        }
-        for peer_id, overlay, network_id, name, prefix, hub_key, hub_endpoint in rows
-    ]
+def desired_state_rows(*, instance: NodeInstance) -> dict[str, list]:
+    """The rows behind a heartbeat answer, by kind: ``p`` memberships, ``a`` assignments, ``h`` host."""
+    parts = [_peers_part(), _assignments_part()]
+    params = [db_uuid(instance.id), db_uuid(instance.node_template_id)]
+    if django_apps.is_installed("apps.docker_hosts"):
+        from apps.docker_hosts.selectors import latest_host_union_part
+
+        parts.append(latest_host_union_part())
+        params.append(db_uuid(instance.id))
+    out: dict[str, list] = {"p": [], "a": [], "h": []}
+    for kind, sort_key, *cols in fetch(" UNION ALL ".join(parts), params):
+        if kind == "p":
+            out["p"].append((text_datetime(sort_key), _membership(*cols)))
+        elif kind == "a":
+            module_id, name, runtime = cols[:3]
+            out["a"].append(
+                {
+                    "assigned_at": text_datetime(sort_key),
+                    "module_id": uuid_text(module_id),
+                    "name": name,
+                    "runtime": runtime,
+                }
+            )
+        else:
+            from apps.docker_hosts.selectors import host_from_union_row
+
+            out["h"].append(host_from_union_row(cols))
+    return out
+
+
+def _membership(
+    peer_id: str, overlay: str, network_id: str, name: str, prefix: str, hub_key: str, hub_endpoint: str
+) -> dict[str, Any]:
+    return {
+        "network_id": uuid_text(network_id),
+        "network_name": name,
+        "peer_id": uuid_text(peer_id),
+        "prefix": prefix,
+        "overlay_address": inet_text(overlay),
+        "hub": {
+            "public_key": hub_key,
+            "endpoint": hub_endpoint or None,
+            "overlay_address": addressing.address_at(prefix, HUB_INDEX),
+        },
+    }

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
+from django.utils.dateparse import parse_datetime
 
 from apps.nodes.models import NodeInstance
 
@@ -37,3 +39,18 @@ def aware(value: datetime | None) -> datetime | None:
 def columns(model: Any) -> dict[str, str]:
     """Field name → column name, so the SQL follows the models."""
     return {f.name: f.column for f in model._meta.fields}
+
+
+def text_datetime(value: str | None) -> datetime | None:
+    """A timestamp column cast to text: PostgreSQL writes '...+00', SQLite stores naive UTC."""
+    if value is None:
+        return None
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise ValueError(f"not a timestamp: {value!r}")
+    return aware(parsed)
+
+
+def inet_text(value: str) -> str:
+    """An IP column cast to text: PostgreSQL's inet adds '/128'; the plain address either way."""
+    return str(ipaddress.ip_interface(value).ip)
