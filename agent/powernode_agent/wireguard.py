@@ -52,7 +52,9 @@ def interface_name(prefix: str, network_id: str) -> str:
         raise WireGuardError(
             f"cannot make an interface name from prefix {prefix!r} and network {network_id!r}"
         )
-    return prefix + digits[:room]
+    # The last digits: network ids are UUIDv7, whose leading digits are a timestamp that stays the same
+    # for about a minute, so two networks made in the same minute would get one name.
+    return prefix + digits[-room:]
 
 
 @dataclass(frozen=True)
