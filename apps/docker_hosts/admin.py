@@ -16,11 +16,11 @@ from apps.system.admin_pages import DockerHostPagesMixin
 @admin.register(DockerHost)
 class DockerHostAdmin(DockerHostPagesMixin, admin.ModelAdmin):
     list_display = [
-        "id",
+        "short_id",  # the id, shortened (full id in its tooltip and on the host page)
         "status_badge",
         "node_instance",
         "endpoint",
-        "network",
+        "network_name",
         "version",
         "last_error_short",
         "created_at",

@@ -212,6 +212,15 @@ class DockerHostPagesMixin:
             obj.status,
         )
 
+    @admin.display(description="host", ordering="id")
+    def short_id(self, obj: DockerHost) -> str:
+        # uuid7 ids share their leading (time) digits: the random tail tells hosts apart in a list
+        return format_html('<span class="pn-mono" title="{}">host-…{}</span>', obj.id, obj.id[-12:])
+
+    @admin.display(description="network", ordering="network__name")
+    def network_name(self, obj: DockerHost) -> str:
+        return format_html('<span title="{}">{}</span>', obj.network.prefix, obj.network.name)
+
     @admin.display(description="API endpoint", ordering="api_endpoint")
     def endpoint(self, obj: DockerHost) -> str:
         return format_html('<span class="pn-endpoint">{}</span>', obj.api_endpoint)
@@ -316,7 +325,11 @@ class DockerHostPagesMixin:
             except ApplicationError as exc:
                 # the daemon may be unreachable while its row says connected: say so, never a 500
                 daemon_error = _error_text(exc)
-                self.message_user(request, f"Could not read the containers: {daemon_error}", messages.WARNING)
+                self.message_user(
+                    request,
+                    f"Could not read the containers from the daemon ({exc.type_name}): see Containers below.",
+                    messages.WARNING,
+                )
         return {
             "title": f"Docker host on {host.node_instance.name}",
             "pn_host": host,

@@ -14,7 +14,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.docker_hosts.models import DockerHost
-from apps.docker_hosts.selectors import docker_assignment_for_template, host_status_counts
+from apps.docker_hosts.selectors import (
+    docker_assignment_for_template,
+    host_status_counts,
+    latest_host_for_instance,
+    provisioning_wanted,
+)
 from apps.events.models import Event
 from apps.events.selectors import events_recent
 from apps.nodes.models import NodeInstance
@@ -112,7 +117,16 @@ def fleet_summary(*, instance_limit: int = 15, event_limit: int = 12) -> FleetSu
         h.node_instance_id: h
         for h in DockerHost.objects.filter(node_instance__in=[i.id for i in worst]).order_by("created_at")
     }  # newest host per instance wins
-    failed_events = events_recent(kind_prefix=f"{DOCKER}.handshake.failed", limit=8)
+    failed_hosts = list(
+        DockerHost.objects.filter(status=DockerHost.Status.FAILED)
+        .select_related("node_instance")
+        .order_by("-failed_at")[:8]
+    )
+    # failures of hosts listed above are not repeated; failures before any host (wants_cert) are kept
+    shown = {h.id for h in failed_hosts}
+    failed_events = [
+        e for e in events_recent(kind_prefix=f"{DOCKER}.handshake.failed", limit=8) if e.host_id not in shown
+    ]
     latest = events_recent(limit=event_limit)
     return FleetSummary(
         hosts_by_status=[(status, labels[status], n) for status, n in counts.items()],
@@ -121,11 +135,7 @@ def fleet_summary(*, instance_limit: int = 15, event_limit: int = 12) -> FleetSu
         instances_stale=live.filter(last_heartbeat_at__lt=threshold).count(),
         instances_never=live.filter(last_heartbeat_at__isnull=True).count(),
         instances=[InstanceRow(i, heartbeat_of(i, now=now), hosts.get(i.id)) for i in worst],
-        failed_hosts=list(
-            DockerHost.objects.filter(status=DockerHost.Status.FAILED)
-            .select_related("node_instance")
-            .order_by("-failed_at")[:8]
-        ),
+        failed_hosts=failed_hosts,
         failed_events=failed_events,
         latest_events=latest,
         instance_names=instance_names_for([*failed_events, *latest]),
@@ -295,19 +305,7 @@ def troubleshooting_hint(host: DockerHost, *, now: dt.datetime | None = None) ->
             ],
         )
     if status == DockerHost.Status.FAILED:
-        return Hint(
-            "The agent reported a failure",
-            True,
-            host.failed_at,
-            [
-                "Read the last error below; the agent retries from the phase it failed in.",
-                "A failure before the certificate means the internal CA did not sign: check "
-                "platform_provisioning_status (LocalCaAdapter or VaultCaAdapter); with Vault, the pki_int "
-                "mount must answer and the node role must exist.",
-                "A failure writing the config: /etc/docker on the instance, and journalctl -u "
-                "powernode-agent.service.",
-            ],
-        )
+        return _failed_hint(host)
     if status == DockerHost.Status.DECOMMISSIONING:
         since = host.decommission_requested_at
         return Hint(
@@ -325,6 +323,32 @@ def troubleshooting_hint(host: DockerHost, *, now: dt.datetime | None = None) ->
     return None
 
 
+def _failed_hint(host: DockerHost) -> Hint:
+    """The checks that match the last phase the host reached before the agent reported the failure."""
+    steps = ["Read the last error below; the agent retries from the phase it failed in."]
+    if host.config_sent_at:
+        title = "The agent failed after receiving the daemon config"
+        steps += [
+            "dockerd did not come up on the overlay. On the instance: journalctl -u docker.service, and "
+            f"ss -tlnp | grep dockerd must show [{host.overlay_address}]:2376 (never 0.0.0.0).",
+            "A permission error on /etc/docker/powernode/*.pem or daemon.json: the directory must exist and "
+            "belong to root (journalctl -u powernode-agent.service).",
+        ]
+    elif host.cert_signed_at:
+        title = "The agent failed after getting its certificate"
+        steps += [
+            "It could not write the certificate or fetch daemon.json: check /etc/docker on the instance "
+            "(missing, or owned by another user) and journalctl -u powernode-agent.service.",
+        ]
+    else:
+        title = "The agent failed before a certificate was signed"
+        steps += [
+            "The internal CA did not sign: platform_provisioning_status names the adapter (LocalCaAdapter or "
+            "VaultCaAdapter); with Vault, the pki_int mount must answer and the node role must exist.",
+        ]
+    return Hint(title, True, host.failed_at, steps)
+
+
 def host_state(host: DockerHost) -> dict[str, Any]:
     """The small JSON the host page polls: it reloads itself when ``signature`` changes."""
     return {
@@ -338,14 +362,18 @@ def host_state(host: DockerHost) -> dict[str, Any]:
 
 
 def pre_host_hint(instance: NodeInstance) -> Hint | None:
-    """For an instance whose template has docker-engine but no host yet: the wants_cert hint."""
-    if docker_assignment_for_template(template_id=instance.node_template_id) is None:
+    """For an instance that should be getting a Docker host and has none yet: the wants_cert hint.
+
+    Nothing when docker-engine is not assigned, when a live host exists, or when the last host was
+    decommissioned under the current assignment (the runtime ended; the agent is not asked again).
+    """
+    assignment = docker_assignment_for_template(template_id=instance.node_template_id)
+    if assignment is None:
         return None
-    if (
-        DockerHost.objects.filter(node_instance_id=instance.id)
-        .exclude(status=DockerHost.Status.DECOMMISSIONED)
-        .exists()
-    ):
+    latest = latest_host_for_instance(instance_id=instance.id)
+    if latest is not None and latest.status != DockerHost.Status.DECOMMISSIONED:
+        return None
+    if not provisioning_wanted(assigned_at=assignment.created_at, host=latest):
         return None
     return Hint(
         "Docker is assigned but no certificate was issued yet (wants_cert)",

@@ -74,7 +74,7 @@ def test_a_failed_host_shows_its_last_error(root_client, pending_host):
     response = root_client.get(host_url(pending_host["host_id"]))
     html = response.content.decode()
     assert 'id="pn-last-error"' in html and "permission denied" in html
-    assert "The agent reported a failure" in html
+    assert "The agent failed after getting its certificate" in html and "/etc/docker" in html
     assert {p.key: p.state for p in response.context["pn_timeline"]}["failed"] == "failed"
 
 

@@ -91,7 +91,7 @@ def test_assign_watch_handshake_and_decommission(page, shoot, live_server, opera
     row = page.locator("#result_list tbody tr", has_text="node-1")
     expect(row.locator(".pn-badge")).to_have_text("pending")
     shoot("05-hosts-list-pending")
-    row.locator("a", has_text=host_id).click()
+    row.locator("th.field-short_id a").click()
     expect(page.locator("#pn-status")).to_have_text("pending")
     expect(page.locator("li[data-phase=config_sent]")).to_have_attribute("data-state", "current")
     shoot("06-host-pending")
@@ -175,7 +175,7 @@ def test_a_failed_handshake_reaches_the_dashboard_and_host_page(
     page.click("#pn-failed a")
     expect(page.locator("#pn-status")).to_have_text("failed")
     expect(page.locator("#pn-last-error")).to_contain_text("key.pem: permission denied")
-    expect(page.locator("#pn-hint")).to_contain_text("The agent reported a failure")
+    expect(page.locator("#pn-hint")).to_contain_text("The agent failed after receiving the daemon config")
     assert host_id in page.url
     shoot("15-host-failed")
 
@@ -243,3 +243,55 @@ def test_without_docker_provision_no_controls_and_crafted_posts_are_refused(
     assert not Event.objects.filter(
         kind__in=["system.docker.module.unassigned", "system.docker.decommission.requested"]
     ).exists()
+
+
+def test_a_fleet_at_a_glance(page, shoot, live_server, operator, fleet, api):
+    """Five instances in five states: the dashboard cards and the host list say which is which."""
+    template_id, network_id = fleet["template"]["id"], fleet["network"]["id"]
+    api.ok(
+        "system_assign_module_to_template",
+        {"template_id": template_id, "module_id": str(fleet["docker_module"].id)},
+    )
+    agents = {"node-1": HttpAgent(live_server.url, fleet["agent_token"])}
+    for name in ("node-2", "node-3", "node-4", "node-5"):
+        made = api.ok("system_provision_instance", {"template_id": template_id, "name": name})
+        api.ok(
+            "system_sdwan_attach_peer", {"network_id": network_id, "node_instance_id": made["instance"]["id"]}
+        )
+        agents[name] = HttpAgent(live_server.url, made["agent_token"])
+    for agent in agents.values():
+        agent.heartbeat()
+        agent.handshake("installing")
+        agent.host_id = agent.handshake("wants_cert", csr_pem=csr())["host_id"]
+    for name in ("node-1", "node-2", "node-3"):
+        agents[name].handshake("wants_config")
+    for name in ("node-1", "node-2"):
+        agents[name].handshake("ready", version="20.10.24")
+    agents["node-3"].handshake(
+        "failed", error="dockerd: listen tcp [fd00:abcd:1::4]:2376: bind: address not available"
+    )
+    api.ok("system_decommission_docker_runtime", {"host_id": agents["node-2"].host_id})
+    NodeInstance.objects.filter(name="node-5").update(
+        last_heartbeat_at=timezone.now() - dt.timedelta(hours=3)
+    )
+
+    login(page, live_server.url, "ops-root", "pw-ops-root")
+    counts = {
+        status: page.locator(f".pn-card-{status} .pn-card-n").inner_text()
+        for status in ("pending", "connected", "decommissioning", "failed")
+    }
+    assert counts == {"pending": "2", "connected": "1", "decommissioning": "1", "failed": "1"}
+    expect(page.locator("#pn-instances tr.pn-row-stale")).to_contain_text("node-5")
+    expect(page.locator("#pn-failed")).to_contain_text("address not available")
+    shoot("18-dashboard-fleet")
+
+    page.goto(f"{live_server.url}/admin/docker_hosts/dockerhost/")
+    badges = page.locator("#result_list td.field-status_badge").all_inner_texts()
+    assert sorted(b.strip().lower() for b in badges) == [
+        "connected",
+        "decommissioning",
+        "failed",
+        "pending",
+        "pending",
+    ]
+    shoot("19-hosts-list-fleet")
