@@ -78,6 +78,87 @@ class Http:
         self.reader = self.writer = None
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of one process, in seconds (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                out.append(int(entry.name))
+    return out
+
+
+class CpuMeter:
+    """CPU seconds used by the gunicorn workers, the PostgreSQL cluster and this driver over a run."""
+
+    def __init__(self, gunicorn_pid: int, postmaster_pid: int | None) -> None:
+        self.gunicorn_pid = gunicorn_pid
+        self.postmaster_pid = postmaster_pid
+
+    def sample(self) -> dict[str, float]:
+        server = sum(proc_cpu_s(p) for p in children(self.gunicorn_pid)) + proc_cpu_s(self.gunicorn_pid)
+        pg = 0.0
+        if self.postmaster_pid:
+            pg = proc_cpu_s(self.postmaster_pid) + sum(proc_cpu_s(p) for p in children(self.postmaster_pid))
+        return {"server": server, "postgres": pg, "driver": time.process_time()}
+
+    @staticmethod
+    def per_op(before: dict[str, float], after: dict[str, float], ops: int) -> dict[str, float]:
+        return {k: (after[k] - before[k]) * 1000 / max(ops, 1) for k in before}
+
+
+def cpu_line(per_op: dict[str, float], cores: int) -> str:
+    """CPU-ms per operation and the rate those costs allow on idle cores (the driver's share included)."""
+    total = sum(per_op.values())
+    return (
+        f"CPU per op: server {per_op['server']:.2f} ms + postgres {per_op['postgres']:.2f} ms + "
+        f"driver {per_op['driver']:.2f} ms = {total:.2f} ms -> {cores * 1000 / total:,.0f}/s if "
+        f"{cores} cores were ours alone"
+    )
+
+
+def postmaster_pid(database_url: str) -> int | None:
+    """The cluster's postmaster, from postmaster.pid of the data dir that listens on the URL's port."""
+    port = database_url.rsplit(":", 1)[1].split("/", 1)[0]
+    for pidfile in Path("/tmp").glob("**/postmaster.pid"):
+        try:
+            lines = pidfile.read_text().splitlines()
+        except OSError:
+            continue
+        if len(lines) > 3 and lines[3].strip() == port:
+            return int(lines[0])
+    return None
+
+
+def machine_busy_share(seconds: float = 1.0) -> float:
+    """Share of all cores busy right now (others' work competes with the benchmark)."""
+
+    def read() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = values[3] + values[4]
+        return sum(values), idle
+
+    total1, idle1 = read()
+    time.sleep(seconds)
+    total2, idle2 = read()
+    return 1 - (idle2 - idle1) / max(total2 - total1, 1)
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
@@ -265,6 +346,12 @@ def main() -> None:
         VAULT_TOKEN="",
         POWERNODE_LOG_LEVEL="ERROR",
     )
+    if not os.environ.get("BENCH_DATABASE_URL"):
+        # Our own throwaway cluster (scripts/pg.sh), not the one other tests and benchmarks share.
+        os.environ.setdefault("PG_DATA_DIR", "/tmp/pn-bench-handshake-pg/data")
+        os.environ.setdefault("PG_SOCKET_DIR", "/tmp/pn-bench-handshake-pg/sock")
+        os.environ.setdefault("PG_PORT", "54351")
+    print(f"machine busy before start: {machine_busy_share():.0%} of {os.cpu_count()} cores (others' work)")
     url = setup_postgres_django("powernode_bench_handshake")
     from django.core.management import call_command
     from django.db import connection
@@ -290,11 +377,15 @@ def main() -> None:
         f"gunicorn: {args.workers} {args.worker_class} workers on 127.0.0.1:{port}; "
         f"{args.concurrency} concurrent agent connections from this process; {os.cpu_count()} cores"
     )
+    meter = CpuMeter(server.pid, postmaster_pid(url))
+    cores = os.cpu_count() or 1
     try:
         tokens = [token for _, token in beat_agents]
         # warm-up: the workers' connections, each agent's first (online) heartbeat
         asyncio.run(heartbeats(port, tokens, 2.0, args.concurrency))
+        before = meter.sample()
         hb = asyncio.run(heartbeats(port, tokens, args.seconds, args.concurrency))
+        hb_cpu = CpuMeter.per_op(before, meter.sample(), hb["count"])
         rate = hb["count"] / hb["elapsed"]
         lat = [x * 1000 for x in hb["latencies"]]
         print(
@@ -303,9 +394,12 @@ def main() -> None:
             f"errors {hb['errors'] or 0}) "
             f"[target >= 500/s: {'PASS' if rate >= 500 and not hb['errors'] else 'FAIL'}]"
         )
+        print("  " + cpu_line(hb_cpu, cores))
+        before = meter.sample()
         hs = asyncio.run(
             handshakes(port, [(t, c) for (_, t), c in zip(shake_agents, csrs, strict=True)], args.concurrency)
         )
+        hs_cpu = CpuMeter.per_op(before, meter.sample(), hs["count"])
         hs_rate = hs["count"] / hs["elapsed"]
         dur = [x * 1000 for x in hs["durations"]]
         print(
@@ -314,6 +408,7 @@ def main() -> None:
             f"{percentile(dur, 0.99):.1f} ms; errors {len(hs['errors'])}) "
             f"[target >= 100/s: {'PASS' if hs_rate >= 100 and not hs['errors'] else 'FAIL'}]"
         )
+        print("  " + cpu_line(hs_cpu, cores))
         for line in hs["errors"][:5]:
             print("  error:", line)
     finally:
@@ -328,6 +423,7 @@ def main() -> None:
         f"check: {connected} hosts connected (expected {hs['count']}); "
         f"{seen}/{args.agents} heartbeat agents seen"
     )
+    print(f"machine busy after: {machine_busy_share():.0%} (others' work; the rates above shared the cores)")
     connection.close()
 
 

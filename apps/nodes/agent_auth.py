@@ -6,18 +6,22 @@ instance's token stops working at once (its hash is cleared, and its status is c
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
+from django.db import connection
 from rest_framework import authentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from apps.nodes.models import NodeInstance
+from apps.nodes.rawsql import columns, fetch, uuid_text
 from powernode import tokens
 from powernode.actors import Actor
 from powernode.errors import NotAuthenticated
 
-# Only the columns the agent endpoints need: the heartbeat is the platform's hottest path.
+# Only the columns the agent endpoints need. The lookup is written as SQL: it runs on every agent
+# request, and building it through the ORM cost several times its execution (bench/bench_handshake.py).
 _AGENT_FIELDS = (
     "id",
     "name",
@@ -26,9 +30,23 @@ _AGENT_FIELDS = (
     "agent_token_hash",
     "agent_version",
     "wireguard_public_key",
-    "runtime_report",
-    "last_heartbeat_at",
 )
+
+
+def _lookup_sql() -> str:
+    col = columns(NodeInstance)
+    names = ", ".join(col.get(f, f) for f in _AGENT_FIELDS)
+    return f"SELECT {names} FROM {NodeInstance._meta.db_table} WHERE {col['agent_token_prefix']} = %s"
+
+
+def _instance_by_prefix(prefix: str) -> NodeInstance | None:
+    rows = fetch(_lookup_sql(), [prefix])
+    if not rows:
+        return None
+    values = list(rows[0])
+    values[0], values[2] = uuid.UUID(uuid_text(values[0])), uuid.UUID(uuid_text(values[2]))
+    # from_db: a model instance as if the ORM had loaded it, the other fields deferred
+    return NodeInstance.from_db(connection.alias, list(_AGENT_FIELDS), values)
 
 
 @dataclass(frozen=True)
@@ -68,9 +86,7 @@ def instance_for_agent_token(token: str) -> NodeInstance:
             "Agent endpoints need an agent token (pna_...) from system_provision_instance.",
             details={"hint": "operator tokens (pno_...) are not accepted here"},
         )
-    # No ORDER BY (first() would add the model's ordering): the prefix is unique.
-    rows = list(NodeInstance.objects.only(*_AGENT_FIELDS).filter(agent_token_prefix=prefix).order_by()[:1])
-    instance = rows[0] if rows else None
+    instance = _instance_by_prefix(prefix)
     if (
         instance is None
         or instance.status == NodeInstance.Status.DELETED

@@ -95,7 +95,8 @@ def instance_record_heartbeat(
     changes: dict = {"last_heartbeat_at": now}
     if instance.agent_version != agent_version:
         changes["agent_version"] = agent_version
-    if instance.runtime_report != runtime_report:
+    # Agent authentication loads the instance without its report: then it is simply written again.
+    if "runtime_report" in instance.get_deferred_fields() or instance.runtime_report != runtime_report:
         changes["runtime_report"] = runtime_report
     live = NodeInstance.objects.filter(pk=instance.pk).exclude(status=NodeInstance.Status.DELETED)
     if instance.status == NodeInstance.Status.ONLINE:
