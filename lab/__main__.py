@@ -1,5 +1,5 @@
-"""``python -m lab up|walk|down|status``: stand up the standard lab world, walk tutorial 03 end to end with the
-platform and the agent (``make lab``), remove it, or show what exists.
+"""``python -m lab up|walk|down|status``: stand up the standard lab world, walk tutorial 03 end to end
+with the platform and the agent (``make lab``), remove it, or show what exists.
 
 ``up`` leaves the world running (its processes outlive this command) and writes ``<lab dir>/world.json``
 plus the platform's client certificate, so the Docker CLI and curl can be tried by hand.
@@ -73,8 +73,8 @@ def cmd_walk(args: argparse.Namespace) -> int:
 
     if any(leftovers(args.prefix).values()):
         if not args.replace:
-            print(f"a lab with prefix {args.prefix} exists: `make lab-down` (python -m lab down) first, or --replace",
-                  file=sys.stderr)
+            print(f"a lab with prefix {args.prefix} exists: `make lab-down` (python -m lab down) first, "
+                  "or --replace", file=sys.stderr)
             return 1
         down(args.prefix)
     tutorial = Tutorial(args.prefix, out=lambda line: print(line, flush=True))
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="stand up the standard world and leave it running")
     up.add_argument("--replace", action="store_true", help="remove an existing lab with this prefix first")
     up.add_argument("--no-node-dockerd", action="store_true", help="leave the node without dockerd (for an agent)")
-    walk = sub.add_parser("walk", help="tutorial 03 end to end: platform server, hub, agent, dockerd (make lab)")
+    walk = sub.add_parser("walk", help="tutorial 03 end to end: platform, hub, agent, dockerd (make lab)")
     walk.add_argument("--replace", action="store_true", help="remove an existing lab with this prefix first")
     walk.add_argument("--keep", action="store_true", help="leave the lab running after a successful walk")
     sub.add_parser("down", help="remove everything with the prefix, even after a crash")

@@ -38,8 +38,9 @@ class ApiError(LabError):
         super().__init__(f"{action}: {status} {self.type}: {error.get('message', body)}")
 
 
-def platform_env(var_dir: Path, *, heartbeat_interval_s: int = 1, extra: Mapping[str, str] | None = None
-                 ) -> dict[str, str]:
+def platform_env(
+    var_dir: Path, *, heartbeat_interval_s: int = 1, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The environment of every platform process of the lab (server, commands)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_ENV_PREFIXES)}
     env.update(
@@ -85,11 +86,20 @@ class LabPlatform:
         """``python <argv>`` in the checkout with the platform's environment (not in a namespace: the
         commands only touch the database and the CA files)."""
         self.var_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        done = subprocess.run([sys.executable, *argv], cwd=BASE_DIR, env=self.env, capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            [sys.executable, *argv],
+            cwd=BASE_DIR,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if done.returncode != 0:
-            raise LabError(f"platform command {' '.join(argv)} failed ({done.returncode}):\n"
-                           f"{(done.stderr or done.stdout)[-3000:]}")
+            raise LabError(
+                f"platform command {' '.join(argv)} failed ({done.returncode}):\n"
+                f"{(done.stderr or done.stdout)[-3000:]}"
+            )
         return done
 
     def side(self, *argv: str) -> dict[str, Any]:
@@ -108,8 +118,21 @@ class LabPlatform:
     # --- the server -----------------------------------------------------------------------------------
     def start_server(self) -> subprocess.Popen[bytes]:
         """uvicorn serving powernode.asgi (REST API, agent endpoints, /mcp) on the service address."""
-        argv = [sys.executable, "-m", "uvicorn", "powernode.asgi:application", "--host", self.address,
-                "--port", str(SERVER_PORT), "--workers", "1", "--log-level", "warning", "--no-access-log"]
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "powernode.asgi:application",
+            "--host",
+            self.address,
+            "--port",
+            str(SERVER_PORT),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
         return self.lab.spawn("platform", "server", argv, env=self.env, sandbox=False, cwd=BASE_DIR)
 
     def wait_server(self, *, timeout: float = 60) -> None:
@@ -124,7 +147,9 @@ class LabPlatform:
             wait_for(answers, timeout=timeout, what=f"the platform server on {self.url}", interval=0.1)
         except LabError as exc:
             if process.poll() is not None:
-                raise LabError(f"the platform server exited ({process.returncode}):\n{self.log_tail()}") from exc
+                raise LabError(
+                    f"the platform server exited ({process.returncode}):\n{self.log_tail()}"
+                ) from exc
             raise
 
     def log_tail(self, chars: int = 3000) -> str:
@@ -146,12 +171,15 @@ class LabPlatform:
         with in_netns(self.lab.platform.name):
             return self._http().get(self.url + path, timeout=timeout)
 
-    def call(self, action: str, payload: Mapping[str, Any] | None = None, *, timeout: float = 120
-             ) -> tuple[int, Any]:
+    def call(
+        self, action: str, payload: Mapping[str, Any] | None = None, *, timeout: float = 120
+    ) -> tuple[int, Any]:
         """POST /api/v1/actions/<action> as the operator: (status, JSON body)."""
         with in_netns(self.lab.platform.name):
             response = self._http().post(
-                f"{self.url}/api/v1/actions/{action}", json=dict(payload or {}), timeout=timeout,
+                f"{self.url}/api/v1/actions/{action}",
+                json=dict(payload or {}),
+                timeout=timeout,
                 headers={"Authorization": f"Bearer {self.token}"},
             )
         try:

@@ -37,11 +37,15 @@ def setup(*, registry_name: str, registry_address: str) -> dict[str, Any]:
     with contextlib.redirect_stdout(sys.stderr):
         call_command("powernode_setup", admin=OPERATOR, stdout=sys.stderr)
     token = (settings.VAR_DIR / "operator_token").read_text().strip()
-    return {"operator": OPERATOR, "token": token, "registry": registry_certificate(registry_name, registry_address)}
+    return {
+        "operator": OPERATOR,
+        "token": token,
+        "registry": registry_certificate(registry_name, registry_address),
+    }
 
 
 def registry_certificate(name: str, address: str) -> dict[str, str]:
-    """A serverAuth certificate for the registry from the platform's local CA, recorded as ``registry_server``.
+    """A serverAuth certificate for the registry from the platform's local CA, recorded (``registry_server``).
 
     The CA adapter's interface issues IP SANs only (hosts are addressed by their overlay /128), but dockerd
     verifies a registry by its name (image references cannot hold IPv6 literals on 20.10), so the lab signs
@@ -77,22 +81,29 @@ def registry_certificate(name: str, address: str) -> dict[str, str]:
             x509.SubjectAlternativeName([x509.DNSName(name), x509.IPAddress(ipaddress.ip_address(address))]),
             critical=False,
         )
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, None)
     )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     serial = format_serial(cert.serial_number)
     adapter._record_issued(cert, serial)
     IssuedCertificate.objects.create(
-        serial=serial, kind=IssuedCertificate.Kind.REGISTRY_SERVER, common_name=name, sans=[name, address],
-        not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, adapter=adapter.name,
+        serial=serial,
+        kind=IssuedCertificate.Kind.REGISTRY_SERVER,
+        common_name=name,
+        sans=[name, address],
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        adapter=adapter.name,
         cert_pem=cert_pem,
     )
     return {"cert_pem": cert_pem, "key_pem": key_pem, "chain_pem": chain, "serial": serial}
 
 
 def hub_configs(*, listen_ports: dict[str, int]) -> dict[str, Any]:
-    """Every named network's hub config as ``apps.sdwan.services.hub_config`` renders it (private key included)."""
+    """Each named network's hub config, rendered by ``apps.sdwan.services.hub_config`` (private key in)."""
     from apps.sdwan.models import SdwanNetwork
     from apps.sdwan.services import hub_config
 
@@ -111,11 +122,17 @@ def host_certificates(*, host_id: str) -> dict[str, Any]:
     from apps.pki.models import IssuedCertificate
 
     rows = IssuedCertificate.objects.filter(host_id=host_id).order_by("created_at")
-    return {"certificates": [
-        {"serial": r.serial, "kind": r.kind, "common_name": r.common_name,
-         "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None}
-        for r in rows
-    ]}
+    return {
+        "certificates": [
+            {
+                "serial": r.serial,
+                "kind": r.kind,
+                "common_name": r.common_name,
+                "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+            }
+            for r in rows
+        ]
+    }
 
 
 def platform_client(*, host_id: str) -> dict[str, Any]:
@@ -125,8 +142,12 @@ def platform_client(*, host_id: str) -> dict[str, Any]:
     from powernode import secretbox
 
     host = DockerHost.objects.get(pk=host_id)
-    return {"cert_pem": host.client_cert_pem, "key_pem": secretbox.decrypt(host.client_key_encrypted),
-            "chain_pem": host.client_chain_pem, "api_endpoint": host.api_endpoint}
+    return {
+        "cert_pem": host.client_cert_pem,
+        "key_pem": secretbox.decrypt(host.client_key_encrypted),
+        "chain_pem": host.client_chain_pem,
+        "api_endpoint": host.api_endpoint,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,7 +65,9 @@ class Tutorial:
     """One lab with the platform composed in; the tutorial's state as it walks (ids, addresses)."""
 
     prefix: str
-    dockerd_gate: Path | None = None  # while set and missing, the agent's dockerd waits (tests: mid-handshake)
+    dockerd_gate: Path | None = (
+        None  # while set and missing, the agent's dockerd waits (tests: mid-handshake)
+    )
     out: Callable[[str], None] = print
     lab: Lab = field(init=False)
     platform: LabPlatform = field(init=False)
@@ -105,16 +107,22 @@ class Tutorial:
             registry = platform.setup(registry_name=REGISTRY_NAME)["registry"]
         with self.step("platform server, image registry (TLS from the platform's CA) and the busybox image"):
             platform.start_server()  # boots while the registry starts and the image builds
-            lab.start_registry(tls=KeyPair(registry["cert_pem"], registry["key_pem"]), ca_pem=registry["chain_pem"])
+            lab.start_registry(
+                tls=KeyPair(registry["cert_pem"], registry["key_pem"]), ca_pem=registry["chain_pem"]
+            )
             self.image_ref = lab.build_image()
             platform.wait_server()
         with self.step("SDWAN networks, node template and instance, the node's /128, access grants"):
             self._platform_objects()
             grants = self._access_grants()
-        with self.step("hub interfaces and peers from the platform's hub configs; workstation, intruder spokes"):
+        with self.step(
+            "hub interfaces and peers from the platform's hub configs; workstation, intruder spokes"
+        ):
             self.sync_hub()
             self._spokes(grants)
-        with self.step("operator certificates: workstation (manage.py export_operator_cert), intruder (action)"):
+        with self.step(
+            "operator certificates: workstation (manage.py export_operator_cert), intruder (action)"
+        ):
             self._operator_certs()
         with self.step("powernode-agent on the node; the hub learns the node's key from the platform"):
             self.start_agent()
@@ -131,14 +139,21 @@ class Tutorial:
         api = self.platform.action
         self.template_id = api("system_create_node_template", {"name": "lab-docker-nodes"})["template"]["id"]
         for k, (name, (_hub_name, prefix)) in enumerate(NETWORKS.items()):
-            network = api("system_sdwan_create_network", {
-                "name": name, "prefix": prefix, "hub_endpoint": f"[{self.lab.service_address}]:{HUB_BASE_PORT + k}",
-            })["network"]
+            network = api(
+                "system_sdwan_create_network",
+                {
+                    "name": name,
+                    "prefix": prefix,
+                    "hub_endpoint": f"[{self.lab.service_address}]:{HUB_BASE_PORT + k}",
+                },
+            )["network"]
             self.network_ids[name] = network["id"]
         created = api("system_provision_instance", {"template_id": self.template_id, "name": "lab-node-1"})
         self.instance_id, self.agent_token = created["instance"]["id"], created["agent_token"]
-        peer = api("system_sdwan_attach_peer", {"network_id": self.network_ids["lab-a"],
-                                                "node_instance_id": self.instance_id})["peer"]
+        peer = api(
+            "system_sdwan_attach_peer",
+            {"network_id": self.network_ids["lab-a"], "node_instance_id": self.instance_id},
+        )["peer"]
         self.node_overlay = peer["overlay_address"]
 
     def sync_hub(self) -> None:
@@ -151,8 +166,13 @@ class Tutorial:
             hub = self.lab.hub
             if hub_name not in hub.networks:
                 key = WgKey(private_key, configs[name]["hub_public_key"])
-                hub.add_network(hub_name, prefix=prefix, ifname=check_ifname(f"{self.prefix}h{hub_name}"),
-                                listen_port=ports[name], key=key)
+                hub.add_network(
+                    hub_name,
+                    prefix=prefix,
+                    ifname=check_ifname(f"{self.prefix}h{hub_name}"),
+                    listen_port=ports[name],
+                    key=key,
+                )
             current = dict(hub.networks[hub_name].peers)
             for public_key, address in peers.items():
                 if current.get(public_key) != address:
@@ -161,21 +181,26 @@ class Tutorial:
                 hub.remove_peer(hub_name, public_key=public_key)
 
     def _access_grants(self) -> dict[str, dict[str, Any]]:
-        """wg-quick configs from system_sdwan_create_access_grant: the workstation on lab-a, the intruder on lab-b."""
+        """wg-quick configs from system_sdwan_create_access_grant: workstation on lab-a, intruder on lab-b."""
         grant = self.platform.action
         return {
-            WORKSTATION: grant("system_sdwan_create_access_grant",
-                               {"network_id": self.network_ids["lab-a"], "device_name_hint": "ops-laptop"})["grant"],
-            INTRUDER: grant("system_sdwan_create_access_grant",
-                            {"network_id": self.network_ids["lab-b"], "device_name_hint": "intruder"})["grant"],
+            WORKSTATION: grant(
+                "system_sdwan_create_access_grant",
+                {"network_id": self.network_ids["lab-a"], "device_name_hint": "ops-laptop"},
+            )["grant"],
+            INTRUDER: grant(
+                "system_sdwan_create_access_grant",
+                {"network_id": self.network_ids["lab-b"], "device_name_hint": "intruder"},
+            )["grant"],
         }
 
     def _spokes(self, grants: dict[str, dict[str, Any]]) -> None:
         self.lab.join_with_config(WORKSTATION, "A", grants[WORKSTATION]["wireguard_config"])
         # The intruder routes network A's prefix into its tunnel too: only the hub and WireGuard's
         # cryptokey routing stand between it and the node.
-        self.lab.join_with_config(INTRUDER, "B", claim_prefix(grants[INTRUDER]["wireguard_config"],
-                                                               NETWORKS["lab-a"][1]))
+        self.lab.join_with_config(
+            INTRUDER, "B", claim_prefix(grants[INTRUDER]["wireguard_config"], NETWORKS["lab-a"][1])
+        )
 
     def _operator_certs(self) -> None:
         ws_dir = self.lab.dir / WORKSTATION / ".powernode"
@@ -188,30 +213,49 @@ class Tutorial:
         self.cert_dirs = {WORKSTATION: ws_dir, INTRUDER: intr_dir}
 
     def agent_argv(self) -> list[str]:
-        """The agent's command line in the node (the shape agent/README.md gives for a node in a namespace)."""
+        """The agent's command line in the node (the shape agent/README.md gives for a namespaced node)."""
         d = self.node_dir
-        script = f"mount -t tmpfs -o mode=0755 {self.prefix}run /run && exec \"$@\""
+        script = f'mount -t tmpfs -o mode=0755 {self.prefix}run /run && exec "$@"'
         if self.dockerd_gate:
             script = f"while [ ! -e {shlex.quote(str(self.dockerd_gate))} ]; do sleep 0.1; done; {script}"
         extras = {
-            "data-root": str(d / "data"), "exec-root": str(d / "x"), "pidfile": str(d / "docker.pid"),
-            "bip": NODE_BIP, "cgroup-parent": f"/{self.prefix}dnode", "shutdown-timeout": 2,
+            "data-root": str(d / "data"),
+            "exec-root": str(d / "x"),
+            "pidfile": str(d / "docker.pid"),
+            "bip": NODE_BIP,
+            "cgroup-parent": f"/{self.prefix}dnode",
+            "shutdown-timeout": 2,
         }
         return [
-            *AGENT_ARGV, "run", "--state-dir", str(d / "state"), "--wg-prefix", f"{self.prefix}n",
-            "--dockerd-launch", "child",
-            # Private mounts for dockerd: a tmpfs /run (no machine containerd socket, runtime files die with it).
-            "--dockerd-prefix", shlex.join(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"]),
-            "--docker-tls-dir", str(d / "tls"), "--daemon-json", str(d / "daemon.json"),
-            "--daemon-extras-json", json.dumps(extras),
+            *AGENT_ARGV,
+            "run",
+            "--state-dir",
+            str(d / "state"),
+            "--wg-prefix",
+            f"{self.prefix}n",
+            "--dockerd-launch",
+            "child",
+            # dockerd gets a tmpfs /run: no machine containerd socket, and its runtime files die with it.
+            "--dockerd-prefix",
+            shlex.join(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"]),
+            "--docker-tls-dir",
+            str(d / "tls"),
+            "--daemon-json",
+            str(d / "daemon.json"),
+            "--daemon-extras-json",
+            json.dumps(extras),
         ]
 
     def start_agent(self) -> subprocess.Popen[bytes]:
-        env = {"POWERNODE_URL": self.platform.url, "POWERNODE_AGENT_TOKEN": self.agent_token,
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1] / "agent"),
-                                                           os.environ.get("PYTHONPATH")]))}
+        env = {
+            "POWERNODE_URL": self.platform.url,
+            "POWERNODE_AGENT_TOKEN": self.agent_token,
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(Path(__file__).parents[1] / "agent"), os.environ.get("PYTHONPATH")])
+            ),
+        }
         self.node_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Sandboxed: the lab's hosts file (the registry's name) and a private /etc/docker trusting the registry.
+        # Sandboxed: the lab's hosts file (the registry's name), a private /etc/docker trusting the registry.
         return self.lab.spawn(NODE, "agent", self.agent_argv(), env=env, sandbox=True)
 
     def kill_agent(self) -> None:
@@ -223,13 +267,15 @@ class Tutorial:
 
     def wait_node_key(self, *, timeout: float = 60) -> str:
         """The agent's first heartbeat reported its WireGuard public key (the hub needs it)."""
+
         def reported() -> str | None:
             peers = self.platform.action("system_sdwan_list_peers", {"network_id": self.network_ids["lab-a"]})
             node = [p for p in peers["peers"] if p.get("node_instance_id") == self.instance_id]
             return node[0].get("public_key") if node else None
 
-        return wait_for(reported, timeout=timeout, what=f"the agent's heartbeat{self._agent_log_hint()}",
-                        interval=0.1)
+        return wait_for(
+            reported, timeout=timeout, what=f"the agent's heartbeat{self._agent_log_hint()}", interval=0.1
+        )
 
     def _agent_log_hint(self) -> str:
         log = self.lab.dir / "logs" / "agent.log"
@@ -260,19 +306,27 @@ class Tutorial:
         self.module_id = next(m["id"] for m in modules if m["name"] == "docker-engine")
         template = self.platform.action("system_get_instance", {"id": self.instance_id})["instance"]
         if template["node_template_id"] != self.template_id:
-            raise LabError(f"the instance's template is {template['node_template_id']}, not {self.template_id}")
+            raise LabError(
+                f"the instance's template is {template['node_template_id']}, not {self.template_id}"
+            )
         self.assigned_at = time.monotonic()
         self.round_start = len(self.events)
-        return self.platform.action("system_assign_module_to_template",
-                                    {"template_id": self.template_id, "module_id": self.module_id})
+        return self.platform.action(
+            "system_assign_module_to_template", {"template_id": self.template_id, "module_id": self.module_id}
+        )
 
     def docker_events(self) -> list[dict[str, Any]]:
         """recent_events(kind_prefix="system.docker"), oldest first."""
         answer = self.platform.action("recent_events", {"kind_prefix": "system.docker", "limit": 200})
         return list(reversed(answer["events"]))
 
-    def watch_events(self, until: str = "system.docker.provisioned", *, timeout: float = 180,
-                     on_event: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    def watch_events(
+        self,
+        until: str = "system.docker.provisioned",
+        *,
+        timeout: float = 180,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> list[dict[str, Any]]:
         """Poll recent_events until an event of kind ``until`` appears since the latest assignment; print each
         new one as it comes."""
         seen: set[Any] = {e["id"] for e in self.events}
@@ -288,7 +342,7 @@ class Tutorial:
                     on_event(event)
                 if event["kind"] == "system.docker.handshake.failed":
                     raise LabError(f"the handshake failed: {event.get('data')}\n{self.agent_log_tail()}")
-            if any(e["kind"] == until for e in self.events[self.round_start:]):
+            if any(e["kind"] == until for e in self.events[self.round_start :]):
                 return self.events
             if time.monotonic() > deadline:
                 raise LabError(f"no {until} event after {timeout} s; agent log:\n{self.agent_log_tail()}")
@@ -313,33 +367,59 @@ class Tutorial:
         return host
 
     def pull(self) -> dict[str, Any]:
-        return self.platform.action("docker_pull_image", {"host_id": self.host_id, "image": self.image_ref})["image"]
+        return self.platform.action("docker_pull_image", {"host_id": self.host_id, "image": self.image_ref})[
+            "image"
+        ]
 
     def create_container(self) -> dict[str, Any]:
-        container = self.platform.action("docker_create_container", {
-            "host_id": self.host_id, "image": self.image_ref, "name": CONTAINER_NAME,
-            "ports": [{"host": PUBLISHED_PORT, "container": 80}], "detach": True,
-        })["container"]
+        container = self.platform.action(
+            "docker_create_container",
+            {
+                "host_id": self.host_id,
+                "image": self.image_ref,
+                "name": CONTAINER_NAME,
+                "ports": [{"host": PUBLISHED_PORT, "container": 80}],
+                "detach": True,
+            },
+        )["container"]
         self.container_id = container["id"]
         return container
 
     def list_containers(self) -> list[dict[str, Any]]:
         return self.platform.action("docker_list_containers", {"host_id": self.host_id})["containers"]
 
-    def curl_container(self, role: str = WORKSTATION, *, max_time: float = 5) -> subprocess.CompletedProcess[str]:
+    def curl_container(
+        self, role: str = WORKSTATION, *, max_time: float = 5
+    ) -> subprocess.CompletedProcess[str]:
         return self.lab.curl(role, f"http://[{self.node_overlay}]:{PUBLISHED_PORT}/", max_time=max_time)
 
     def docker_cli(self, role: str, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
         """The Docker CLI in host ``role`` with that host's exported operator certificate (not checked)."""
         certs = self.cert_dirs[role]
         cli = next((c for c in DOCKER_CLI_CANDIDATES if Path(c).exists()), "docker")
-        argv = [cli, "--tlsverify", "--tlscacert", str(certs / "operator-ca.pem"),
-                "--tlscert", str(certs / "operator-cert.pem"), "--tlskey", str(certs / "operator-key.pem"),
-                "-H", f"tcp://[{self.node_overlay}]:{DOCKER_PORT}", *args]
+        argv = [
+            cli,
+            "--tlsverify",
+            "--tlscacert",
+            str(certs / "operator-ca.pem"),
+            "--tlscert",
+            str(certs / "operator-cert.pem"),
+            "--tlskey",
+            str(certs / "operator-key.pem"),
+            "-H",
+            f"tcp://[{self.node_overlay}]:{DOCKER_PORT}",
+            *args,
+        ]
         env = {**os.environ, "DOCKER_CONFIG": str(self.lab.dir / role / ".docker")}
         try:
-            return subprocess.run([*self.lab.ns(role).prefix_argv(), *argv], capture_output=True, text=True,
-                                  timeout=timeout, env=env, check=False)
+            return subprocess.run(
+                [*self.lab.ns(role).prefix_argv(), *argv],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+                check=False,
+            )
         except subprocess.TimeoutExpired as exc:
             return subprocess.CompletedProcess(exc.cmd, 124, "", f"timed out after {timeout} s")
 
@@ -352,11 +432,15 @@ class Tutorial:
             return web.result(), cli.result()
 
     def delete_container(self) -> dict[str, Any]:
-        return self.platform.action("docker_delete_container",
-                                    {"host_id": self.host_id, "container_id": self.container_id, "force": True})
+        return self.platform.action(
+            "docker_delete_container",
+            {"host_id": self.host_id, "container_id": self.container_id, "force": True},
+        )
 
     def delete_image(self) -> dict[str, Any]:
-        return self.platform.action("docker_delete_image", {"host_id": self.host_id, "image_id": self.image_ref})
+        return self.platform.action(
+            "docker_delete_image", {"host_id": self.host_id, "image_id": self.image_ref}
+        )
 
     def dockerd_pids(self) -> list[int]:
         """dockerd processes in the node's namespace."""
@@ -392,8 +476,10 @@ class Tutorial:
         return {_colon_hex(r.serial_number) for r in crl}
 
     def unassign(self) -> dict[str, Any]:
-        return self.platform.action("system_unassign_module_from_template",
-                                    {"template_id": self.template_id, "module_id": self.module_id})
+        return self.platform.action(
+            "system_unassign_module_from_template",
+            {"template_id": self.template_id, "module_id": self.module_id},
+        )
 
     # --- the whole walk ----------------------------------------------------------------------------
     def walk(self) -> None:
@@ -420,8 +506,11 @@ class Tutorial:
                 raise LabError(f"{CONTAINER_NAME} is not listed")
             s.detail = f"{listed[0]['name']} {listed[0]['status']}"
         with self.step(f"workstation: curl http://[{self.node_overlay}]:{PUBLISHED_PORT}") as s:
-            done = wait_for(lambda: (r := self.curl_container()).returncode == 0 and r, timeout=15,
-                            what="the container's HTTP answer from the workstation")
+            done = wait_for(
+                lambda: (r := self.curl_container()).returncode == 0 and r,
+                timeout=15,
+                what="the container's HTTP answer from the workstation",
+            )
             if "powernode lab" not in done.stdout:
                 raise LabError(f"unexpected answer: {done.stdout[:300]}")
             s.detail = done.stdout.strip().splitlines()[-1][:60]
@@ -434,9 +523,13 @@ class Tutorial:
             dropped_before = self.lab.hub.dropped_packets()
             web, cli = self.intruder_attempts()
             if web.returncode == 0 or cli.returncode == 0:
-                raise LabError(f"the intruder reached the node: curl {web.returncode}, docker {cli.returncode}")
-            s.detail = (f"curl exit {web.returncode}, docker exit {cli.returncode}, "
-                        f"hub dropped {self.lab.hub.dropped_packets() - dropped_before} packets")
+                raise LabError(
+                    f"the intruder reached the node: curl {web.returncode}, docker {cli.returncode}"
+                )
+            s.detail = (
+                f"curl exit {web.returncode}, docker exit {cli.returncode}, "
+                f"hub dropped {self.lab.hub.dropped_packets() - dropped_before} packets"
+            )
         with self.step("docker_delete_container (force)"):
             self.delete_container()
         with self.step("docker_delete_image"):
@@ -457,12 +550,15 @@ class Tutorial:
         total = sum(s.seconds for s in self.steps)
         lines = [f"{len(self.steps)} steps in {total:.1f} s"]
         if self.connected_after_s is not None:
-            lines.append(f"assignment → connected: {self.connected_after_s:.2f} s (platform event times; "
-                         f"heartbeat every {self.platform.heartbeat_interval_s} s, dockerd already installed)")
+            lines.append(
+                f"assignment → connected: {self.connected_after_s:.2f} s (platform event times; "
+                f"heartbeat every {self.platform.heartbeat_interval_s} s, dockerd already installed)"
+            )
         return "\n".join(lines)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
 
 def parse_hub_config(text: str) -> tuple[str, dict[str, str]]:
     """(hub private key, {peer public key: overlay address}) from a ``hub_config`` (wg setconf format)."""
@@ -509,7 +605,9 @@ def connected_seconds(events: list[dict[str, Any]]) -> float | None:
 
     times = {}
     for event in events:
-        times.setdefault(event["kind"], dt.datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00")))
+        times.setdefault(
+            event["kind"], dt.datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
+        )
     start, end = times.get(TUTORIAL_EVENTS[0]), times.get(TUTORIAL_EVENTS[-1])
     return (end - start).total_seconds() if start and end else None
 
@@ -520,5 +618,7 @@ def _colon_hex(serial: int) -> str:
 
 
 def docker_cli_available() -> bool:
-    return any(Path(c).exists() for c in DOCKER_CLI_CANDIDATES) or run(["sh", "-c", "command -v docker"],
-                                                                        check=False).returncode == 0
+    return (
+        any(Path(c).exists() for c in DOCKER_CLI_CANDIDATES)
+        or run(["sh", "-c", "command -v docker"], check=False).returncode == 0
+    )

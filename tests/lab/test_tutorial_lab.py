@@ -1,4 +1,4 @@
-"""Tutorial 03 end to end, for real: platform server, SDWAN hub, powernode-agent, dockerd, workstation, intruder.
+"""Tutorial 03 end to end, for real: platform server, SDWAN hub, agent, dockerd, workstation, intruder.
 
 One lab for the module (``lab.tutorial.Tutorial``, ~20 s to build); the tests run in file order and each
 walks the next part of the tutorial, so a later test relies on the earlier ones having passed. The agent's
@@ -50,7 +50,9 @@ def kinds(events: list[dict[str, Any]]) -> list[str]:
     return [e["kind"] for e in events]
 
 
-def test_handshake_in_the_tutorials_order_and_survives_an_agent_killed_mid_handshake(tutorial: Tutorial) -> None:
+def test_handshake_in_the_tutorials_order_and_survives_an_agent_killed_mid_handshake(
+    tutorial: Tutorial,
+) -> None:
     assignment = tutorial.assign()["assignment"]
     assert assignment["module_id"] == tutorial.module_id
 
@@ -90,9 +92,13 @@ def test_dockerd_refuses_a_client_without_a_certificate_or_with_another_cas(tuto
     ca_pem = (certs / "operator-ca.pem").read_text()
     url = f"https://[{tutorial.node_overlay}]:{DOCKER_PORT}/version"
 
-    with_operator_cert = tutorial.lab.curl(WORKSTATION, url, ca_pem=ca_pem,
-                                           cert_pem=(certs / "operator-cert.pem").read_text(),
-                                           key_pem=(certs / "operator-key.pem").read_text())
+    with_operator_cert = tutorial.lab.curl(
+        WORKSTATION,
+        url,
+        ca_pem=ca_pem,
+        cert_pem=(certs / "operator-cert.pem").read_text(),
+        key_pem=(certs / "operator-key.pem").read_text(),
+    )
     assert with_operator_cert.returncode == 0, with_operator_cert.stderr
     assert "ApiVersion" in with_operator_cert.stdout
 
@@ -101,7 +107,9 @@ def test_dockerd_refuses_a_client_without_a_certificate_or_with_another_cas(tuto
     assert "ApiVersion" not in without_cert.stdout
 
     foreign = LabCa("someone else's CA").issue_client("operator:admin")
-    other_ca = tutorial.lab.curl(WORKSTATION, url, ca_pem=ca_pem, cert_pem=foreign.cert_pem, key_pem=foreign.key_pem)
+    other_ca = tutorial.lab.curl(
+        WORKSTATION, url, ca_pem=ca_pem, cert_pem=foreign.cert_pem, key_pem=foreign.key_pem
+    )
     assert other_ca.returncode != 0
     assert "ApiVersion" not in other_ca.stdout
 
@@ -122,8 +130,12 @@ def test_pull_create_and_list_a_container_through_the_actions(tutorial: Tutorial
     assert listed[CONTAINER_NAME]["ports"] == [{"host": PUBLISHED_PORT, "container": 80, "protocol": "tcp"}]
     # Published on the overlay /128 only, like the daemon: nothing of the node listens anywhere else.
     listeners = tutorial.lab.ns(NODE).listening_tcp()
-    assert sorted(listeners) == sorted([(tutorial.node_overlay, DOCKER_PORT, "dockerd"),
-                                        (tutorial.node_overlay, PUBLISHED_PORT, "docker-proxy")])
+    assert sorted(listeners) == sorted(
+        [
+            (tutorial.node_overlay, DOCKER_PORT, "dockerd"),
+            (tutorial.node_overlay, PUBLISHED_PORT, "docker-proxy"),
+        ]
+    )
 
 
 def test_the_workstation_reaches_the_container_and_the_daemon_over_the_overlay(tutorial: Tutorial) -> None:
@@ -208,8 +220,11 @@ def test_unassign_the_module(tutorial: Tutorial) -> None:
 def test_the_workstation_config_came_from_an_access_grant(tutorial: Tutorial) -> None:
     # The spokes were configured from the platform's grants: the hub knows exactly the peers the platform has.
     peers = tutorial.platform.action("system_sdwan_list_peers", {"network_id": tutorial.network_ids["lab-a"]})
-    expected = {p["public_key"]: p["overlay_address"] for p in peers["peers"]
-                if p["public_key"] and p["kind"] != "platform"}
+    expected = {
+        p["public_key"]: p["overlay_address"]
+        for p in peers["peers"]
+        if p["public_key"] and p["kind"] != "platform"
+    }
     assert tutorial.lab.hub.networks["A"].peers == expected
     assert len(expected) == 2  # the node and the workstation
     assert Path(tutorial.lab.dir / "spokes").exists()
