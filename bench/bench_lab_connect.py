@@ -182,9 +182,8 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
     print(f"  HTTP  POST /api/v1/actions/system_list_modules (no daemon: HTTP floor):  {floor_ms:7.2f} ms")
     print(f"  run_action('docker_list_containers') in process (permission, schema):   {action_ms:7.2f} ms")
     print(f"  Docker SDK APIClient.containers() with the platform's client cert:      {sdk_ms:7.2f} ms")
-    print(
-        f"  Docker SDK DockerClient.containers.list() (inspects each):             {medians['sdk_high']:7.2f} ms"
-    )
+    high_ms = medians["sdk_high"]
+    print(f"  Docker SDK DockerClient.containers.list() (inspects each):             {high_ms:7.2f} ms")
     print(
         f"ratio HTTP action / SDK: {http_ms / sdk_ms:.2f}; run_action / SDK: {action_ms / sdk_ms:.2f} "
         "(target <= 1.5)"
