@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -322,6 +323,26 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def main() -> None:
+    own_cluster = not os.environ.get("BENCH_DATABASE_URL")
+    if own_cluster:
+        # Our own throwaway cluster (scripts/pg.sh), not the one other tests and benchmarks share;
+        # it is stopped again at the end.
+        os.environ["PG_DATA_DIR"] = "/tmp/pn-bench-handshake-pg/data"
+        os.environ["PG_SOCKET_DIR"] = "/tmp/pn-bench-handshake-pg/sock"
+        os.environ["PG_PORT"] = "54351"
+    work = Path(tempfile.mkdtemp(prefix="pn-bench-handshake-"))
+    try:
+        run(work)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        shutil.rmtree(work, ignore_errors=True)
+        if own_cluster:
+            subprocess.run([str(ROOT / "scripts" / "pg.sh"), "stop"], check=False)
+
+
+def run(work: Path) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -332,9 +353,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (gthread)")
+    parser.add_argument(
+        "--server-side-binding",
+        action="store_true",
+        help="serve with psycopg server-side binding (PostgreSQL prepares repeated statements)",
+    )
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="pn-bench-handshake-"))
     from cryptography.fernet import Fernet
 
     os.environ.update(
@@ -346,11 +371,6 @@ def main() -> None:
         VAULT_TOKEN="",
         POWERNODE_LOG_LEVEL="ERROR",
     )
-    if not os.environ.get("BENCH_DATABASE_URL"):
-        # Our own throwaway cluster (scripts/pg.sh), not the one other tests and benchmarks share.
-        os.environ.setdefault("PG_DATA_DIR", "/tmp/pn-bench-handshake-pg/data")
-        os.environ.setdefault("PG_SOCKET_DIR", "/tmp/pn-bench-handshake-pg/sock")
-        os.environ.setdefault("PG_PORT", "54351")
     print(f"machine busy before start: {machine_busy_share():.0%} of {os.cpu_count()} cores (others' work)")
     url = setup_postgres_django("powernode_bench_handshake")
     from django.core.management import call_command
@@ -370,6 +390,8 @@ def main() -> None:
     )
     connection.close()
 
+    if args.server_side_binding:
+        os.environ["DATABASE_URL"] = url + "?server_side_binding=true"
     port = free_port()
     log = work / "gunicorn.log"
     server = start_gunicorn(port, args.workers, args.worker_class, args.threads, log)
