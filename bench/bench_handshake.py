@@ -354,6 +354,12 @@ def run(work: Path) -> None:
     parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (gthread)")
     parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="renice the server, PostgreSQL and this driver (e.g. -10 on a machine shared with other work)",
+    )
+    parser.add_argument(
         "--server-side-binding",
         action="store_true",
         help="serve with psycopg server-side binding (PostgreSQL prepares repeated statements)",
@@ -400,6 +406,16 @@ def run(work: Path) -> None:
         f"{args.concurrency} concurrent agent connections from this process; {os.cpu_count()} cores"
     )
     meter = CpuMeter(server.pid, postmaster_pid(url))
+    if args.nice:
+        pids = [os.getpid(), server.pid, *children(server.pid)]
+        if meter.postmaster_pid:
+            pids += [meter.postmaster_pid, *children(meter.postmaster_pid)]
+        for pid in pids:
+            try:
+                os.setpriority(os.PRIO_PROCESS, pid, args.nice)
+            except OSError:
+                pass
+        print(f"reniced {len(pids)} processes (server, postgres, driver) to {args.nice}")
     cores = os.cpu_count() or 1
     try:
         tokens = [token for _, token in beat_agents]
