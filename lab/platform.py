@@ -118,7 +118,14 @@ class LabPlatform:
     # --- the server -----------------------------------------------------------------------------------
     def start_server(self) -> subprocess.Popen[bytes]:
         """uvicorn serving powernode.asgi (REST API, agent endpoints, /mcp) on the service address."""
+        env = self.env
+        # Lab.spawn merges this process's environment in: drop what would point the server elsewhere.
+        unset = [
+            f"--unset={k}" for k in sorted(os.environ) if k.startswith(_FOREIGN_ENV_PREFIXES) and k not in env
+        ]
         argv = [
+            "env",
+            *unset,
             sys.executable,
             "-m",
             "uvicorn",
@@ -133,7 +140,7 @@ class LabPlatform:
             "warning",
             "--no-access-log",
         ]
-        return self.lab.spawn("platform", "server", argv, env=self.env, sandbox=False, cwd=BASE_DIR)
+        return self.lab.spawn("platform", "server", argv, env=env, sandbox=False, cwd=BASE_DIR)
 
     def wait_server(self, *, timeout: float = 60) -> None:
         process = self.lab.processes["server"]
@@ -141,7 +148,10 @@ class LabPlatform:
         def answers() -> bool:
             if process.poll() is not None:
                 raise LabError(f"the platform server exited ({process.returncode}):\n{self.log_tail()}")
-            return self.get("/api/v1/pki/ca", timeout=2).status_code == 200
+            response = self.get("/api/v1/pki/ca", timeout=2)
+            if response.status_code != 200:  # up, but e.g. its CA does not answer: say so at the timeout
+                raise LabError(f"GET /api/v1/pki/ca answered {response.status_code}: {response.text[:300]}")
+            return True
 
         try:
             wait_for(answers, timeout=timeout, what=f"the platform server on {self.url}", interval=0.1)
