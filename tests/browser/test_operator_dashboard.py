@@ -298,3 +298,13 @@ def test_a_fleet_at_a_glance(page, shoot, live_server, operator, fleet, api):
         "pending",
     ]
     shoot("19-hosts-list-fleet")
+
+    # node-4 got its certificate long ago and never asked for its config: the page says it is stuck
+    DockerHost.objects.filter(pk=agents["node-4"].host_id).update(
+        cert_signed_at=timezone.now() - dt.timedelta(minutes=25)
+    )
+    page.goto(f"{live_server.url}/admin/docker_hosts/dockerhost/{agents['node-4'].host_id}/change/")
+    expect(page.locator("#pn-hint")).to_contain_text("Stuck for 25")
+    expect(page.locator("#pn-hint")).to_contain_text("journalctl -u powernode-agent.service")
+    expect(page.locator("#pn-hint")).to_have_class(re.compile("pn-hint-stuck"))
+    shoot("20-host-stuck")
