@@ -72,7 +72,9 @@ def test_concurrent_attaches_never_share_an_address(admin_actor):
 
     template = template_create(name="race", actor=admin_actor)
     network = network_create(name="race-net", prefix="fd00:race::/64".replace("race", "4ace"), actor=admin_actor)
-    instances = [instance_provision(template_id=template.id, name=f"r{i}", actor=admin_actor).instance for i in range(24)]
+    instances = [
+        instance_provision(template_id=template.id, name=f"r{i}", actor=admin_actor).instance for i in range(24)
+    ]
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
 
@@ -92,7 +94,9 @@ def test_concurrent_attaches_never_share_an_address(admin_actor):
     for t in threads:
         t.join()
     assert not errors, errors
-    addresses = list(SdwanPeer.objects.filter(network=network, kind="instance").values_list("overlay_address", flat=True))
+    addresses = list(
+        SdwanPeer.objects.filter(network=network, kind="instance").values_list("overlay_address", flat=True)
+    )
     assert len(addresses) == 24 and len(set(addresses)) == 24
 
 
@@ -174,7 +178,9 @@ def test_access_grant_config_is_valid_for_real_wireguard_tools(api, fleet, tmp_p
     try:
         nsenter = ["nsenter", f"--net=/var/run/netns/{ns}"]
         # wireguard-go daemonises; its child must not hold our pipes open
-        subprocess.run([*nsenter, "wireguard-go", ifname], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [*nsenter, "wireguard-go", ifname], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         subprocess.run([*nsenter, "wg", "setconf", ifname, str(tmp_path / "stripped.conf")], check=True)
         shown = subprocess.run([*nsenter, "wg", "show", ifname, "allowed-ips"], capture_output=True, text=True).stdout
         assert fleet["network"]["hub_public_key"] in shown and "fd00:abcd:1::/64" in shown
