@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 
@@ -67,6 +68,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def cmd_walk(args: argparse.Namespace) -> int:
     """Tutorial 03 for real: build the world with the platform server and agent, walk every step."""
     from lab.tutorial import Tutorial
@@ -77,6 +82,9 @@ def cmd_walk(args: argparse.Namespace) -> int:
                   "or --replace", file=sys.stderr)
             return 1
         down(args.prefix)
+    # Ctrl-C and a plain `kill` both end in the cleanup below (a background job may inherit SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     tutorial = Tutorial(args.prefix, out=lambda line: print(line, flush=True))
     print(f"lab {args.prefix}: building the world (work directory {tutorial.lab.dir})", flush=True)
     ok = False
