@@ -11,8 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.docker_hosts.models import DockerHost, api_endpoint_for
@@ -20,6 +19,7 @@ from apps.docker_hosts.selectors import provisioning_wanted
 from apps.events.services import event_record
 from apps.modules.models import Module, ModuleAssignment
 from apps.nodes.models import NodeInstance
+from apps.nodes.rawsql import any_datetime, columns, db_uuid, fetch, uuid_text
 from apps.pki.kv import kv_write_after_commit
 from apps.pki.models import IssuedCertificate
 from apps.pki.services import ca_issue_client_keypair, ca_revoke_host_certificates, ca_sign_host_csr
@@ -67,35 +67,43 @@ class _Context:
 
 
 def _context(instance: NodeInstance, *, lock_instance: bool = False) -> _Context:
-    """The instance with its docker assignment time, and its newest host (row-locked).
+    """The instance with its newest docker assignment time, and its newest host (row-locked).
 
     ``lock_instance`` (wants_cert) serialises host creation per instance: two concurrent
-    ``wants_cert`` queue on the instance row and the second finds the first one's host.
+    ``wants_cert`` queue on the instance row and the second finds the first one's host. Both reads
+    are written as SQL: every handshake request runs them, and building them through the ORM cost
+    three times their execution (bench/bench_handshake.py).
     """
-    newest_assignment = (
-        ModuleAssignment.objects.filter(
-            node_template_id=OuterRef("node_template_id"), module__runtime=Module.Runtime.DOCKER
-        )
-        .order_by("-created_at")
-        .values("created_at")[:1]
+    for_update = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    ni, ma, mo = NodeInstance._meta, ModuleAssignment._meta, Module._meta
+    i_col, a_col = columns(NodeInstance), columns(ModuleAssignment)
+    rows = fetch(
+        f"SELECT i.name, i.status, i.{i_col['node_template']}, "
+        f"(SELECT MAX(a.{a_col['created_at']}) FROM {ma.db_table} a JOIN {mo.db_table} m "
+        f"ON m.id = a.{a_col['module']} WHERE a.{a_col['node_template']} = i.{i_col['node_template']} "
+        f"AND m.runtime = %s) FROM {ni.db_table} i WHERE i.id = %s" + (for_update if lock_instance else ""),
+        [Module.Runtime.DOCKER.value, db_uuid(instance.pk)],
     )
-    qs = NodeInstance.objects.only("id", "name", "status", "node_template_id").annotate(
-        docker_assigned_at=Subquery(newest_assignment)
-    )
-    if lock_instance:
-        qs = qs.select_for_update()
-    row = qs.get(pk=instance.pk)
-    if row.docker_assigned_at is None:
+    if not rows:
+        raise NotFound(f"No node instance with id {instance.pk}.", details={"instance_id": str(instance.pk)})
+    name, status, template_id, assigned_at = rows[0]
+    row = NodeInstance(id=instance.pk, name=name, status=status, node_template_id=uuid_text(template_id))
+    if assigned_at is None:
         raise RuntimeNotAssignedError(
             f"The docker runtime is not assigned to the template of instance {row.name}: assign the "
             "docker-engine module (system_assign_module_to_template) before the handshake.",
             details={"instance_id": str(row.id), "template_id": str(row.node_template_id)},
         )
     # The newest host is the live one when one exists: a host is only created when none is live.
-    host = (
-        DockerHost.objects.select_for_update().filter(node_instance_id=row.id).order_by("-created_at").first()
+    h_col = columns(DockerHost)
+    hosts = list(
+        DockerHost.objects.raw(
+            f"SELECT * FROM {DockerHost._meta.db_table} WHERE {h_col['node_instance']} = %s "
+            f"ORDER BY {h_col['created_at']} DESC LIMIT 1{for_update}",
+            [db_uuid(instance.pk)],
+        )
     )
-    return _Context(instance=row, assigned_at=row.docker_assigned_at, host=host)
+    return _Context(instance=row, assigned_at=any_datetime(assigned_at), host=hosts[0] if hosts else None)
 
 
 def _live(ctx: _Context) -> DockerHost | None:

@@ -54,3 +54,8 @@ def text_datetime(value: str | None) -> datetime | None:
 def inet_text(value: str) -> str:
     """An IP column cast to text: PostgreSQL's inet adds '/128'; the plain address either way."""
     return str(ipaddress.ip_interface(value).ip)
+
+
+def any_datetime(value: datetime | str | None) -> datetime | None:
+    """An aggregate over a timestamp column: a datetime from PostgreSQL, text from SQLite."""
+    return text_datetime(value) if isinstance(value, str) else aware(value)

@@ -26,7 +26,7 @@ from powernode_agent.handshake import HandshakeWalker, decommission, runtime_rep
 from powernode_agent.platform_api import PlatformClient  # noqa: E402
 from powernode_agent.state import StateStore  # noqa: E402
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 class DockerdStandIn(DockerRuntime):
