@@ -19,6 +19,20 @@ from apps.pki.services import ca_issue_client_keypair
 from powernode.actors import Actor
 from powernode.errors import HostNotConnectedError, PermissionDenied
 
+# host id → (the row's TLS fields as stored, engine): reuse the engine without decrypting the key per call
+_ENGINES: dict[str, tuple[tuple[str, ...], DockerEngine]] = {}
+
+_HOST_FIELDS = ("id", "status", "api_endpoint", "node_instance_id", "client_cert_pem", "client_key_encrypted",
+                "client_chain_pem")
+
+
+def _host(host_id: str) -> DockerHost:
+    """The few columns an operation needs (no joins: this is on every docker_* call)."""
+    host = DockerHost.objects.filter(pk=host_id).only(*_HOST_FIELDS).first()
+    if host is None:
+        return host_get(host_id=host_id)  # raises NotFound with the usual message
+    return host
+
 
 def _engine(host: DockerHost) -> DockerEngine:
     if host.status != DockerHost.Status.CONNECTED:
@@ -31,12 +45,18 @@ def _engine(host: DockerHost) -> DockerEngine:
             ),
             details={"host_id": host.id, "status": host.status},
         )
+    stored = (host.api_endpoint, host.client_cert_pem, host.client_key_encrypted, host.client_chain_pem)
+    cached = _ENGINES.get(host.id)
+    if cached and cached[0] == stored and not cached[1].closed:
+        return cached[1]
     tls = host_client_tls(host=host)
     if not tls:
         raise HostNotConnectedError(
             f"Docker host {host.id} has no platform client certificate yet.", details={"host_id": host.id}
         )
-    return engine_for(host.id, endpoint=host.api_endpoint, **tls)
+    engine = engine_for(host.id, endpoint=host.api_endpoint, **tls)
+    _ENGINES[host.id] = (stored, engine)
+    return engine
 
 
 def _record(*, kind: str, host: DockerHost, actor: Actor, data: dict[str, Any]) -> None:
@@ -45,7 +65,7 @@ def _record(*, kind: str, host: DockerHost, actor: Actor, data: dict[str, Any]) 
 
 
 def docker_image_pull(*, host_id: str, image: str, actor: Actor) -> dict[str, Any]:
-    host = host_get(host_id=host_id)
+    host = _host(host_id)
     pulled = _engine(host).pull_image(image)
     _record(kind="system.docker.image.pulled", host=host, actor=actor, data={"image": image, "id": pulled["id"]})
     return pulled
@@ -62,7 +82,7 @@ def docker_container_create(
     command: str | list[str] | None = None,
     detach: bool = True,
 ) -> dict[str, Any]:
-    host = host_get(host_id=host_id)
+    host = _host(host_id)
     container = _engine(host).create_container(
         image=image, name=name, ports=ports or [], env=env, command=command, detach=detach
     )
@@ -76,11 +96,11 @@ def docker_container_create(
 
 
 def docker_container_list(*, host_id: str, all: bool = False) -> list[dict[str, Any]]:  # noqa: A002
-    return _engine(host_get(host_id=host_id)).list_containers(all=all)
+    return _engine(_host(host_id)).list_containers(all=all)
 
 
 def docker_container_delete(*, host_id: str, container_id: str, force: bool = False, actor: Actor) -> None:
-    host = host_get(host_id=host_id)
+    host = _host(host_id)
     _engine(host).delete_container(container_id=container_id, force=force)
     _record(
         kind="system.docker.container.deleted",
@@ -91,7 +111,7 @@ def docker_container_delete(*, host_id: str, container_id: str, force: bool = Fa
 
 
 def docker_image_delete(*, host_id: str, image_id: str, actor: Actor) -> None:
-    host = host_get(host_id=host_id)
+    host = _host(host_id)
     _engine(host).delete_image(image_id=image_id)
     _record(kind="system.docker.image.deleted", host=host, actor=actor, data={"image_id": image_id})
 

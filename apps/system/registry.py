@@ -109,7 +109,7 @@ def validate_input(*, action_: Action, payload: Any) -> dict[str, Any]:
             f"The input of {action_.name} is {size} bytes; the limit is {MAX_INPUT_BYTES}.",
             details={"limit": MAX_INPUT_BYTES},
         )
-    validator = Draft202012Validator(action_.input_schema, format_checker=_FORMATS)
+    validator = _validator(action_.name)
     errors = sorted(validator.iter_errors(payload), key=lambda e: (list(e.absolute_path), e.validator))
     if errors:
         fields = {_error_path(e): _error_message(e) for e in errors}
@@ -119,6 +119,17 @@ def validate_input(*, action_: Action, payload: Any) -> dict[str, Any]:
             details={"action": action_.name, "fields": fields},
         )
     return payload
+
+
+_VALIDATORS: dict[str, Draft202012Validator] = {}
+
+
+def _validator(name: str) -> Draft202012Validator:
+    """One compiled validator per action (schemas never change after registration)."""
+    validator = _VALIDATORS.get(name)
+    if validator is None:
+        validator = _VALIDATORS[name] = Draft202012Validator(_REGISTRY[name].input_schema, format_checker=_FORMATS)
+    return validator
 
 
 def run_action(*, name: str, actor: Actor, payload: Any) -> dict[str, Any]:
