@@ -157,6 +157,16 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
                 return high.containers.list()
 
         assert [c["name"] for c in in_process()["containers"]] == [CONTAINER_NAME]
+        if os.environ.get("BENCH_PROFILE"):
+            import cProfile
+            import pstats
+
+            profile = cProfile.Profile()
+            profile.enable()
+            for _ in range(200):
+                in_process()
+            profile.disable()
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
         assert len(direct()) == 1
 
         def http_floor() -> object:

@@ -14,6 +14,7 @@ from apps.docker_hosts.engine import DockerEngine, engine_for
 from apps.docker_hosts.models import DockerHost
 from apps.docker_hosts.selectors import host_client_tls, host_get
 from apps.events.services import event_record
+from apps.nodes.rawsql import fetch
 from apps.pki.models import IssuedCertificate
 from apps.pki.services import ca_issue_client_keypair
 from powernode.actors import Actor
@@ -27,11 +28,14 @@ _HOST_FIELDS = ("id", "status", "api_endpoint", "node_instance_id", "client_cert
 
 
 def _host(host_id: str) -> DockerHost:
-    """The few columns an operation needs (no joins: this is on every docker_* call)."""
-    host = DockerHost.objects.filter(pk=host_id).only(*_HOST_FIELDS).first()
-    if host is None:
+    """The few columns an operation needs, in plain SQL: every docker_* call starts here, and the ORM's
+    query compilation would cost about as much as the daemon's answer."""
+    table = DockerHost._meta.db_table
+    cols = [DockerHost._meta.get_field(f).column for f in _HOST_FIELDS]
+    rows = fetch(f"SELECT {', '.join(cols)} FROM {table} WHERE {cols[0]} = %s", [host_id])
+    if not rows:
         return host_get(host_id=host_id)  # raises NotFound with the usual message
-    return host
+    return DockerHost(**dict(zip(_HOST_FIELDS, rows[0], strict=True)))
 
 
 def _engine(host: DockerHost) -> DockerEngine:
