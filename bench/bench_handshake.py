@@ -133,17 +133,17 @@ def cpu_line(per_op: dict[str, float], cores: int) -> str:
     )
 
 
-def postmaster_pid(database_url: str) -> int | None:
-    """The cluster's postmaster, from postmaster.pid of the data dir that listens on the URL's port."""
-    port = database_url.rsplit(":", 1)[1].split("/", 1)[0]
-    for pidfile in Path("/tmp").glob("**/postmaster.pid"):
-        try:
-            lines = pidfile.read_text().splitlines()
-        except OSError:
-            continue
-        if len(lines) > 3 and lines[3].strip() == port:
-            return int(lines[0])
-    return None
+def postmaster_pid() -> int | None:
+    """The cluster's postmaster pid, from postmaster.pid in its data directory (None if unreadable)."""
+    from django.db import connection
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW data_directory")
+            data_dir = cursor.fetchone()[0]
+        return int((Path(data_dir) / "postmaster.pid").read_text().splitlines()[0])
+    except Exception:  # noqa: BLE001 - no superuser or another host: CPU accounting skips PostgreSQL
+        return None
 
 
 def machine_busy_share(seconds: float = 1.0) -> float:
@@ -394,6 +394,7 @@ def run(work: Path) -> None:
         f"database {url.rsplit('@', 1)[-1]}; fleet of {args.agents} + {args.handshakes} instances made in "
         f"{time.perf_counter() - started:.1f} s"
     )
+    pg_pid = postmaster_pid()
     connection.close()
 
     if args.server_side_binding:
@@ -405,7 +406,7 @@ def run(work: Path) -> None:
         f"gunicorn: {args.workers} {args.worker_class} workers on 127.0.0.1:{port}; "
         f"{args.concurrency} concurrent agent connections from this process; {os.cpu_count()} cores"
     )
-    meter = CpuMeter(server.pid, postmaster_pid(url))
+    meter = CpuMeter(server.pid, pg_pid)
     if args.nice:
         pids = [os.getpid(), server.pid, *children(server.pid)]
         if meter.postmaster_pid:
