@@ -7,6 +7,7 @@ equivalent querysets through the ORM cost several times their execution (bench/b
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.apps import apps as django_apps
@@ -113,6 +114,12 @@ def desired_state_rows(*, instance: NodeInstance) -> dict[str, list]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def hub_address(prefix: str) -> str:
+    """The hub's overlay address in a network; cached: a prefix never changes, and parsing one costs."""
+    return addressing.address_at(prefix, HUB_INDEX)
+
+
 def _membership(
     peer_id: str, overlay: str, network_id: str, name: str, prefix: str, hub_key: str, hub_endpoint: str
 ) -> dict[str, Any]:
@@ -125,6 +132,6 @@ def _membership(
         "hub": {
             "public_key": hub_key,
             "endpoint": hub_endpoint or None,
-            "overlay_address": addressing.address_at(prefix, HUB_INDEX),
+            "overlay_address": hub_address(prefix),
         },
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +25,8 @@ def db_uuid(value: Any) -> Any:
 
 def uuid_text(value: Any) -> str:
     """A UUID column's value as canonical text, whichever form the backend returned."""
+    if isinstance(value, str) and len(value) == 36:
+        return value  # PostgreSQL's text form is already canonical (lowercase, dashed)
     return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
 
 
@@ -52,8 +53,8 @@ def text_datetime(value: str | None) -> datetime | None:
 
 
 def inet_text(value: str) -> str:
-    """An IP column cast to text: PostgreSQL's inet adds '/128'; the plain address either way."""
-    return str(ipaddress.ip_interface(value).ip)
+    """An IP column cast to text: PostgreSQL's inet adds '/128' to a host address; drop it."""
+    return value.split("/", 1)[0]
 
 
 def any_datetime(value: datetime | str | None) -> datetime | None:
