@@ -5,7 +5,7 @@ The platform runs under gunicorn (2 workers by default) on PostgreSQL (the proje
 this process (asyncio, raw HTTP/1.1) against the server processes. Targets on a 2-core machine:
 at least 500 heartbeats/s and 100 handshakes/s.
 
-Run: ``.venv/bin/python bench/bench_handshake.py [--seconds 10] [--concurrency 16] [--agents 500]``
+Run: ``.venv/bin/python bench/bench_handshake.py [--seconds 10] [--concurrency 8] [--agents 500]``
 """
 
 from __future__ import annotations
@@ -349,7 +349,7 @@ def run(work: Path) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="heartbeat run length")
     parser.add_argument("--agents", type=int, default=500, help="instances sending heartbeats")
     parser.add_argument("--handshakes", type=int, default=1500, help="instances walking the handshake once")
-    parser.add_argument("--concurrency", type=int, default=16, help="simultaneous agent connections")
+    parser.add_argument("--concurrency", type=int, default=8, help="simultaneous agent connections")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (gthread)")

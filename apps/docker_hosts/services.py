@@ -19,7 +19,7 @@ from apps.docker_hosts.selectors import provisioning_wanted
 from apps.events.services import event_record
 from apps.modules.models import Module, ModuleAssignment
 from apps.nodes.models import NodeInstance
-from apps.nodes.rawsql import any_datetime, columns, db_uuid, fetch, uuid_text
+from apps.nodes.rawsql import any_datetime, columns, db_uuid, fetch, inet_text, uuid_text
 from apps.pki.kv import kv_write_after_commit
 from apps.pki.models import IssuedCertificate
 from apps.pki.services import ca_issue_client_keypair, ca_revoke_host_certificates, ca_sign_host_csr
@@ -135,6 +135,17 @@ def _refuse_decommissioned(host: DockerHost) -> None:
     )
 
 
+def _first_peer(instance: NodeInstance) -> tuple[str, str] | None:
+    """(network id, overlay /128) of the instance's oldest SDWAN membership: the network the host joins."""
+    col = columns(SdwanPeer)
+    rows = fetch(
+        f"SELECT {col['network']}, CAST({col['overlay_address']} AS TEXT) FROM {SdwanPeer._meta.db_table} "
+        f"WHERE {col['node_instance']} = %s ORDER BY {col['created_at']} LIMIT 1",
+        [db_uuid(instance.pk)],
+    )
+    return (uuid_text(rows[0][0]), inet_text(rows[0][1])) if rows else None
+
+
 def _require_certificate(host: DockerHost | None, *, instance: NodeInstance, phase: str) -> DockerHost:
     """The live host a post-certificate phase applies to, or the 409 that names the phase to post."""
     if host is None:
@@ -153,8 +164,10 @@ def _require_certificate(host: DockerHost | None, *, instance: NodeInstance, pha
 
 
 def _save(host: DockerHost, *fields: str) -> None:
+    """Write the named fields of a host whose row this transaction holds locked (one UPDATE)."""
     host.updated_at = timezone.now()
-    host.save(update_fields=[*fields, "updated_at"])
+    values = {name: getattr(host, name) for name in (*fields, "updated_at")}
+    DockerHost.objects.filter(pk=host.pk).update(**values)
 
 
 # -- the handshake phases --------------------------------------------------------------------------
@@ -191,12 +204,7 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
     now = timezone.now()
     created = host is None
     if host is None:
-        peer = (
-            SdwanPeer.objects.filter(node_instance_id=instance.id)
-            .only("network_id", "overlay_address")
-            .order_by("created_at")
-            .first()
-        )
+        peer = _first_peer(instance)
         if peer is None:
             raise MissingSdwanPeerError(
                 f"Instance {instance.name} has no SDWAN peer: the Docker daemon binds only to the instance's "
@@ -206,9 +214,9 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
         # The row is written once, after signing (its id is made here): one INSERT instead of two writes.
         host = DockerHost(
             node_instance_id=instance.id,
-            network_id=peer.network_id,
-            overlay_address=peer.overlay_address,
-            api_endpoint=api_endpoint_for(peer.overlay_address),
+            network_id=peer[0],
+            overlay_address=peer[1],
+            api_endpoint=api_endpoint_for(peer[1]),
             created_at=now,
         )
     else:
