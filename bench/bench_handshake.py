@@ -337,9 +337,9 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        shutil.rmtree(work, ignore_errors=True)
         if own_cluster:
             subprocess.run([str(ROOT / "scripts" / "pg.sh"), "stop"], check=False)
+        shutil.rmtree(work, ignore_errors=True)  # after pg.sh, which makes POWERNODE_VAR_DIR
 
 
 def run(work: Path) -> None:
