@@ -402,23 +402,23 @@ def run(work: Path) -> None:
     port = free_port()
     log = work / "gunicorn.log"
     server = start_gunicorn(port, args.workers, args.worker_class, args.threads, log)
-    print(
-        f"gunicorn: {args.workers} {args.worker_class} workers on 127.0.0.1:{port}; "
-        f"{args.concurrency} concurrent agent connections from this process; {os.cpu_count()} cores"
-    )
-    meter = CpuMeter(server.pid, pg_pid)
-    if args.nice:
-        pids = [os.getpid(), server.pid, *children(server.pid)]
-        if meter.postmaster_pid:
-            pids += [meter.postmaster_pid, *children(meter.postmaster_pid)]
-        for pid in pids:
-            try:
-                os.setpriority(os.PRIO_PROCESS, pid, args.nice)
-            except OSError:
-                pass
-        print(f"reniced {len(pids)} processes (server, postgres, driver) to {args.nice}")
-    cores = os.cpu_count() or 1
     try:
+        print(
+            f"gunicorn: {args.workers} {args.worker_class} workers on 127.0.0.1:{port}; "
+            f"{args.concurrency} concurrent agent connections from this process; {os.cpu_count()} cores"
+        )
+        meter = CpuMeter(server.pid, pg_pid)
+        if args.nice:
+            pids = [os.getpid(), server.pid, *children(server.pid)]
+            if meter.postmaster_pid:
+                pids += [meter.postmaster_pid, *children(meter.postmaster_pid)]
+            for pid in pids:
+                try:
+                    os.setpriority(os.PRIO_PROCESS, pid, args.nice)
+                except OSError:
+                    pass
+            print(f"reniced {len(pids)} processes (server, postgres, driver) to {args.nice}")
+        cores = os.cpu_count() or 1
         tokens = [token for _, token in beat_agents]
         # warm-up: the workers' connections, each agent's first (online) heartbeat
         asyncio.run(heartbeats(port, tokens, 2.0, args.concurrency))
