@@ -80,6 +80,7 @@ class Http:
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+OWN_CLUSTER_DIR = "/tmp/pn-bench-handshake-pg"
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -327,8 +328,8 @@ def main() -> None:
     if own_cluster:
         # Our own throwaway cluster (scripts/pg.sh), not the one other tests and benchmarks share;
         # it is stopped again at the end.
-        os.environ["PG_DATA_DIR"] = "/tmp/pn-bench-handshake-pg/data"
-        os.environ["PG_SOCKET_DIR"] = "/tmp/pn-bench-handshake-pg/sock"
+        os.environ["PG_DATA_DIR"] = f"{OWN_CLUSTER_DIR}/data"
+        os.environ["PG_SOCKET_DIR"] = f"{OWN_CLUSTER_DIR}/sock"
         os.environ["PG_PORT"] = "54351"
     work = Path(tempfile.mkdtemp(prefix="pn-bench-handshake-"))
     try:
@@ -339,6 +340,7 @@ def main() -> None:
         connections.close_all()
         if own_cluster:
             subprocess.run([str(ROOT / "scripts" / "pg.sh"), "stop"], check=False)
+            shutil.rmtree(OWN_CLUSTER_DIR, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)  # after pg.sh, which makes POWERNODE_VAR_DIR
 
 
