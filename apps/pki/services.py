@@ -126,7 +126,8 @@ def _record(
 ) -> IssuedCertificate:
     """Write the row (and its event) for a certificate the CA already issued; revoke it if the write fails."""
     try:
-        with transaction.atomic():
+        # no savepoint: a failure here fails the caller's transaction anyway (and the cert is revoked below)
+        with transaction.atomic(savepoint=False):
             row = IssuedCertificate(
                 serial=signed.serial,
                 kind=kind,
@@ -139,8 +140,9 @@ def _record(
                 adapter=adapter.name,
                 cert_pem=signed.cert_pem,
             )
-            row.full_clean()
-            row.save()
+            # the serial's uniqueness is the database's to enforce: skip full_clean's SELECT per unique field
+            row.full_clean(validate_unique=False, validate_constraints=False)
+            row.save(force_insert=True)
             event_record(
                 kind="system.pki.certificate.issued",
                 actor=actor,
