@@ -20,7 +20,7 @@ from apps.events.services import event_record
 from apps.modules.models import Module, ModuleAssignment
 from apps.nodes.models import NodeInstance
 from apps.nodes.rawsql import any_datetime, columns, db_uuid, fetch, inet_text, uuid_text
-from apps.pki.kv import kv_write_after_commit
+from apps.pki.kv import kv_destroy_after_commit, kv_write_after_commit
 from apps.pki.models import IssuedCertificate
 from apps.pki.services import ca_issue_client_keypair, ca_revoke_host_certificates, ca_sign_host_csr
 from apps.sdwan.models import SdwanPeer
@@ -480,10 +480,8 @@ def _finish_decommission(host: DockerHost, *, actor: Actor, reason: str) -> None
     host.client_chain_pem = ""
     _save(host, "status", "decommissioned_at", "client_cert_pem", "client_key_encrypted", "client_chain_pem")
     if had_keypair:
-        # KV v2 keeps versions: the newest one says the key is gone (a tombstone).
-        kv_write_after_commit(
-            path=kv_path_for_host(host.id), data={"host_id": host.id, "decommissioned": "true"}
-        )
+        # KV v2 keeps old versions: destroy them all, not only a newest "gone" version
+        kv_destroy_after_commit(path=kv_path_for_host(host.id))
     event_record(
         kind=f"{EVENT}.decommissioned",
         actor=actor,

@@ -50,6 +50,18 @@ class VaultKvAdapter:
             ) from None
         return int((response.get("data") or {}).get("version") or 0)
 
+    def destroy(self, path: str) -> None:
+        """Remove every version and the metadata of ``path`` (KV v2 keeps old versions otherwise)."""
+        try:
+            self.client.secrets.kv.v2.delete_metadata_and_all_versions(path=path, mount_point=self.mount)
+        except hvac.exceptions.InvalidPath:
+            return
+        except (hvac.exceptions.VaultError, requests.RequestException, OSError, ValueError) as exc:
+            raise VaultUnavailableError(
+                f"Vault KV destroy of {self.mount}/{path} failed: {exc}",
+                details={"path": path, "error_type": type(exc).__name__},
+            ) from None
+
     def read(self, path: str) -> dict[str, Any] | None:
         """The latest version's data, or None when the path does not exist."""
         try:
@@ -95,6 +107,24 @@ def kv_write_after_commit(*, path: str, data: dict[str, str]) -> VaultKvOutbox:
     return row
 
 
+def kv_destroy_after_commit(*, path: str) -> VaultKvOutbox:
+    """Queue the destruction of every version at ``path`` for after commit (same outbox and retries as writes).
+
+    A secret that must be gone (a decommissioned host's private key) must not survive as an old KV version.
+    """
+    if not kv_configured():
+        return VaultKvOutbox.objects.create(
+            path=path,
+            operation=VaultKvOutbox.Operation.DESTROY,
+            status=VaultKvOutbox.Status.SKIPPED,
+            last_error=NOT_CONFIGURED,
+            done_at=timezone.now(),
+        )
+    row = VaultKvOutbox.objects.create(path=path, operation=VaultKvOutbox.Operation.DESTROY)
+    transaction.on_commit(_sync_after_commit, robust=True)
+    return row
+
+
 def _sync_after_commit() -> None:
     try:
         vault_sync_pending()
@@ -127,7 +157,10 @@ def vault_sync_pending(*, limit: int | None = None) -> SyncReport:
         # Two concurrent syncs may both send a row; that only adds an identical KV version.
         now = timezone.now()
         try:
-            adapter.write(row.path, json.loads(secretbox.decrypt(row.payload_encrypted)))
+            if row.operation == VaultKvOutbox.Operation.DESTROY:
+                adapter.destroy(row.path)
+            else:
+                adapter.write(row.path, json.loads(secretbox.decrypt(row.payload_encrypted)))
         except VaultUnavailableError as exc:
             VaultKvOutbox.objects.filter(pk=row.pk).update(
                 attempts=row.attempts + 1, last_attempt_at=now, last_error=exc.message

@@ -56,7 +56,12 @@ class VaultKvOutbox(models.Model):
         DONE = "done"
         SKIPPED = "skipped", "skipped (Vault not configured)"
 
+    class Operation(models.TextChoices):
+        WRITE = "write", "write a new version"
+        DESTROY = "destroy", "destroy every version and the metadata"
+
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    operation = models.CharField(max_length=10, choices=Operation.choices, default=Operation.WRITE)
     path = models.CharField(
         max_length=255, help_text="path under the KV mount, e.g. powernode/hosts/<id>/..."
     )

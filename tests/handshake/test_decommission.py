@@ -68,9 +68,9 @@ def test_decommission_round_trip(api, docker_fleet, agent):
     done = Event.objects.get(kind="system.docker.decommissioned")
     assert sorted(done.data["revoked_serials"]) == sorted(serials)
     assert docker_kinds(host.id)[-3:] == END_SEQUENCE
-    # the Vault KV copy is superseded by a tombstone (recorded as skipped here: no Vault configured)
+    # the Vault KV copy is written, then destroyed (both recorded as skipped here: no Vault configured)
     kv = list(VaultKvOutbox.objects.filter(path__contains=host.id).order_by("created_at"))
-    assert len(kv) == 2
+    assert [row.operation for row in kv] == ["write", "destroy"]
     # no more orders once it is over (the module is still assigned, but this runtime ended)
     assert agent.heartbeat()[1]["runtime_orders"] == []
     assert api.ok("docker_list_hosts", {"status": "connected"})["hosts"] == []

@@ -25,7 +25,7 @@ def vault(settings, handshake_openbao):  # noqa: ANN001, ANN201
     return handshake_openbao
 
 
-def test_handshake_with_vault_mirrors_the_keypair_in_kv_and_tombstones_it(vault, api, docker_fleet, agent):
+def test_handshake_with_vault_mirrors_the_keypair_in_kv_and_destroys_it(vault, api, docker_fleet, agent):
     agent.walk_to_ready()
     host = DockerHost.objects.get()
     assert set(IssuedCertificate.objects.filter(host_id=host.id).values_list("adapter", flat=True)) == {
@@ -39,6 +39,12 @@ def test_handshake_with_vault_mirrors_the_keypair_in_kv_and_tombstones_it(vault,
 
     api.ok("system_decommission_docker_runtime", {"host_id": host.id})
     agent.ok("decommissioned", host_id=host.id)
-    after = kv.read(kv_path_for_host(host.id))
-    assert "key_pem" not in after and after["decommissioned"] == "true"
+    # every version is gone, not only superseded: the metadata itself no longer exists
+    assert kv.read(kv_path_for_host(host.id)) is None
+    import hvac.exceptions
+
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        kv.client.secrets.kv.v2.read_secret_metadata(path=kv_path_for_host(host.id), mount_point="secret")
+    destroy = VaultKvOutbox.objects.get(path=kv_path_for_host(host.id), operation="destroy")
+    assert destroy.status == VaultKvOutbox.Status.DONE
     assert not IssuedCertificate.objects.filter(host_id=host.id, revoked_at__isnull=True).exists()
