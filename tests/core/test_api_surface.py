@@ -126,8 +126,15 @@ def test_openapi_schema_and_docs_are_served_offline(api):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "swagger" in html.lower()
-    # assets come from the sidecar package, not a CDN
+    # assets come from the sidecar package, not a CDN, and the platform serves them itself (WhiteNoise)
     assert "cdn." not in html and "unpkg" not in html and "jsdelivr" not in html
+    import re
+
+    scripts = re.findall(r'src="(/static/[^"]+)"', html)
+    assert scripts
+    for url in [*scripts, "/static/admin/css/base.css"]:
+        response = api.client.get(url)
+        assert response.status_code == 200, url
 
 
 def test_create_operator_token_prints_only_the_token(admin_user, capsys):
