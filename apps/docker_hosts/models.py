@@ -36,7 +36,7 @@ class DockerHost(models.Model):
     node_instance = models.ForeignKey(NodeInstance, on_delete=models.PROTECT, related_name="docker_hosts")
     network = models.ForeignKey(SdwanNetwork, on_delete=models.PROTECT, related_name="docker_hosts")
     overlay_address = models.GenericIPAddressField(protocol="IPv6", help_text="the /128 dockerd binds to")
-    api_endpoint = models.CharField(max_length=100, help_text="tcp://[<overlay /128>]:2376")
+    api_endpoint = models.CharField(max_length=100, help_text="tcp://[overlay /128]:2376")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
     version = models.CharField(max_length=40, blank=True, default="", help_text="engine version from ready")
 

@@ -12,7 +12,7 @@ class Event(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     kind = models.CharField(max_length=120)
     occurred_at = models.DateTimeField()
-    actor = models.CharField(max_length=150, blank=True, help_text="user name, 'agent:<instance>' or 'system'")
+    actor = models.CharField(max_length=150, blank=True, help_text="user name, 'agent:INSTANCE' or 'system'")
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -63,7 +63,7 @@ class VaultKvOutbox(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     operation = models.CharField(max_length=10, choices=Operation.choices, default=Operation.WRITE)
     path = models.CharField(
-        max_length=255, help_text="path under the KV mount, e.g. powernode/hosts/<id>/..."
+        max_length=255, help_text="path under the KV mount, e.g. powernode/hosts/HOST_ID/..."
     )
     payload_encrypted = models.TextField(
         blank=True, default="", help_text="JSON, encrypted; cleared once written"
