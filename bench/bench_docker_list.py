@@ -9,36 +9,20 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import docker  # noqa: E402
+from timing import interleaved_medians_ms  # noqa: E402
 
 from apps.docker_hosts.engine import DOCKER_API_VERSION, engine_for, forget_engine  # noqa: E402
 from lab.netns import in_netns  # noqa: E402
 from lab.proc import why_lab_cannot_run  # noqa: E402
 from lab.topology import Lab  # noqa: E402
 from lab.world import build_world  # noqa: E402
-
-
-def interleaved_medians_ms(calls: dict[str, Callable[[], object]], runs: int, warmup: int = 5) -> dict[str, float]:
-    """Median per call, the calls taking turns so background load on the machine hits each alike."""
-    for _ in range(warmup):
-        for call in calls.values():
-            call()
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(runs):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            samples[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def sdk_client(endpoint: str, ca_pem: str, cert_pem: str, key_pem: str, directory: str) -> docker.DockerClient:

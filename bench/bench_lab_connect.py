@@ -18,10 +18,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import interleaved_medians_ms  # noqa: E402
 
 from lab.netns import in_netns  # noqa: E402
 from lab.platform import platform_env  # noqa: E402
@@ -42,20 +43,6 @@ def one_round(tutorial: Tutorial, *, last: bool) -> tuple[float, float]:
         tutorial.decommission()
         tutorial.unassign()
     return platform or float("nan"), polled
-
-
-def medians_ms(calls: dict[str, Callable[[], object]], runs: int, warmup: int = 5) -> dict[str, float]:
-    """Median per call; the calls take turns so background load hits each alike."""
-    for _ in range(warmup):
-        for call in calls.values():
-            call()
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(runs):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            samples[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> int:
@@ -173,7 +160,7 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
             # A read that touches no daemon: what any action costs over HTTP here.
             return tutorial.platform.call("system_list_modules")
 
-        medians = medians_ms(
+        medians = interleaved_medians_ms(
             {
                 "http": http,
                 "run_action": in_process,
