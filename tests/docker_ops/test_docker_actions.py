@@ -128,3 +128,12 @@ def test_export_command_writes_the_three_files_with_a_private_key(admin_user, tm
     assert stat.S_IMODE(os.stat(out / "operator-key.pem").st_mode) == 0o600
     assert "docker --tlsverify" in capsys.readouterr().out
     _verify_chain(tmp_path, (out / "operator-cert.pem").read_text(), (out / "operator-ca.pem").read_text())
+
+
+def test_export_command_refuses_without_docker_operate(make_operator, tmp_path):
+    from django.core.management.base import CommandError
+
+    viewer = make_operator("cmd-viewer", perms=["docker_view"])
+    with pytest.raises(CommandError, match="system.docker_operate"):
+        call_command("export_operator_cert", "--user", viewer.username, "--out", str(tmp_path / "x"))
+    assert not (tmp_path / "x").exists()

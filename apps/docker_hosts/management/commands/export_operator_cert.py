@@ -8,7 +8,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.docker_hosts.operations import operator_cert_export
+from apps.system.registry import run_action
 from powernode.actors import Actor
 from powernode.errors import ApplicationError
 
@@ -24,10 +24,9 @@ class Command(BaseCommand):
         operator = get_user_model().objects.filter(username=user, is_active=True).first()
         if operator is None:
             raise CommandError(f"No active user named {user!r}.")
-        if not operator.has_perm("system.docker_operate"):
-            raise CommandError(f"{user} lacks system.docker_operate.")
         try:
-            exported = operator_cert_export(actor=Actor.for_user(operator))
+            # the same action (and permission check) as the API and MCP
+            exported = run_action(name="system_export_operator_cert", actor=Actor.for_user(operator), payload={})
         except ApplicationError as exc:
             raise CommandError(exc.message)
         directory = Path(out).expanduser()
