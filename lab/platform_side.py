@@ -103,9 +103,9 @@ def registry_certificate(name: str, address: str) -> dict[str, str]:
 
 
 def hub_configs(*, listen_ports: dict[str, int]) -> dict[str, Any]:
-    """Each named network's hub config, rendered by ``apps.sdwan.services.hub_config`` (private key in)."""
+    """Each named network's hub config, rendered by ``apps.sdwan.selectors.hub_config`` (private key in)."""
     from apps.sdwan.models import SdwanNetwork
-    from apps.sdwan.services import hub_config
+    from apps.sdwan.selectors import hub_config
 
     found = {}
     for network in SdwanNetwork.objects.filter(name__in=list(listen_ports)):

@@ -158,7 +158,7 @@ class Tutorial:
 
     def sync_hub(self) -> None:
         """Make the hub what the platform says: one interface per network with the platform's hub key, and a
-        peer per SDWAN peer with a known key (``apps.sdwan.services.hub_config``)."""
+        peer per SDWAN peer with a known key (``apps.sdwan.selectors.hub_config``)."""
         ports = {name: HUB_BASE_PORT + k for k, name in enumerate(NETWORKS)}
         configs = self.platform.side("hub-configs", *[f"--network={n}={p}" for n, p in ports.items()])
         for name, (hub_name, prefix) in NETWORKS.items():

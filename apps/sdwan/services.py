@@ -165,13 +165,3 @@ def instance_record_wireguard_key(*, instance, public_key: str) -> None:  # noqa
         kind="system.sdwan.peer.key_reported", instance_id=instance.id, data={"public_key": public_key}
     )
 
-
-def hub_config(*, network: SdwanNetwork, listen_port: int | None = None) -> str:
-    """The hub interface's wg config for a network: every peer with a known key."""
-    peers = [
-        (p.public_key, p.overlay_address)
-        for p in network.peers.exclude(kind=SdwanPeer.Kind.PLATFORM).exclude(public_key="")
-    ]
-    return wireguard.render_hub_config(
-        private_key=secretbox.decrypt(network.hub_private_key_encrypted), listen_port=listen_port, peers=peers
-    )

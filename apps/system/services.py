@@ -30,3 +30,20 @@ def platform_admins_group_ensure() -> None:
 
     group, _ = Group.objects.get_or_create(name=PLATFORM_ADMINS)
     group.permissions.add(*Permission.objects.filter(content_type__app_label="system"))
+
+
+def platform_admin_ensure(*, username: str) -> str | None:
+    """A superuser in 'Platform admins' named ``username``; returns its new password, or None if it existed."""
+    import secrets
+
+    from django.contrib.auth.models import Group
+
+    User = get_user_model()
+    if User.objects.filter(username=username).exists():
+        return None
+    password = secrets.token_urlsafe(12)
+    with transaction.atomic():
+        user = User.objects.create_superuser(username, f"{username}@localhost", password)
+        platform_admins_group_ensure()
+        user.groups.add(Group.objects.get(name=PLATFORM_ADMINS))
+    return password

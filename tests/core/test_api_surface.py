@@ -153,3 +153,23 @@ def test_platform_admins_group_holds_every_system_permission(db):
     system_perms = set(Permission.objects.filter(content_type__app_label="system").values_list("codename", flat=True))
     assert {p.codename for p in group.permissions.all()} == system_perms
     assert {"docker_provision", "docker_operate", "sdwan_manage", "events_view"} <= system_perms
+
+
+def test_powernode_setup_is_idempotent_and_gives_a_working_login(db, settings, tmp_path, capsys):
+    from django.contrib.auth import get_user_model
+
+    settings.VAR_DIR = tmp_path
+    settings.PKI_LOCAL_CA_DIR = tmp_path / "pki"
+    call_command("powernode_setup")
+    password = (tmp_path / "admin_password").read_text().strip()
+    token = (tmp_path / "operator_token").read_text().strip()
+    call_command("powernode_setup")  # a second run changes nothing
+    assert (tmp_path / "admin_password").read_text().strip() == password
+    assert (tmp_path / "operator_token").read_text().strip() == token
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.check_password(password) and admin.groups.filter(name="Platform admins").exists()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    modules = client.post("/api/v1/actions/system_list_modules").json()["modules"]
+    assert {m["name"] for m in modules} >= {"docker-engine", "k3s-server", "k3s-agent"}
+    assert (tmp_path / "pki").is_dir()

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
-
 from django.apps import apps as django_apps
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from apps.modules.models import Module
-from apps.system.services import operator_token_create
+from apps.system.services import operator_token_create, platform_admin_ensure
 
 
 class Command(BaseCommand):
@@ -29,12 +25,9 @@ class Command(BaseCommand):
             call_command("pki_init_local_ca", verbosity=0)  # keeps an existing CA
         from django.conf import settings
 
-        User = get_user_model()
         password_file = settings.VAR_DIR / "admin_password"
-        if not User.objects.filter(username=admin).exists():
-            password = secrets.token_urlsafe(12)
-            user = User.objects.create_superuser(admin, f"{admin}@localhost", password)
-            user.groups.add(Group.objects.get(name="Platform admins"))
+        password = platform_admin_ensure(username=admin)
+        if password is not None:
             password_file.write_text(password + "\n")
             password_file.chmod(0o600)
         token_file = settings.VAR_DIR / "operator_token"
