@@ -11,7 +11,7 @@ import argparse
 import statistics
 import time
 
-from django_bench import setup_postgres_django
+from django_bench import seed_events, setup_postgres_django
 
 KINDS = [
     "system.docker.handshake.wants_cert",
@@ -46,22 +46,8 @@ def main() -> None:
         )
         for i in range(100)
     ]
-    ids = "ARRAY[" + ",".join(f"'{i.id}'::uuid" for i in instances) + "]"
-    kinds = "ARRAY[" + ",".join(f"'{k}'" for k in KINDS) + "]"
-    started = time.perf_counter()
-    with connection.cursor() as cur:
-        cur.execute(
-            f"""
-            INSERT INTO events_event (id, kind, occurred_at, actor, instance_id, host_id, data)
-            SELECT gen_random_uuid(), ({kinds})[1 + (i %% {len(KINDS)})],
-                   now() - (i || ' milliseconds')::interval, 'bench',
-                   ({ids})[1 + (i %% 100)], 'host-' || (i %% 1000), '{{}}'::jsonb
-            FROM generate_series(1, %s) AS i
-            """,
-            [args.rows],
-        )
-        cur.execute("ANALYZE events_event")
-    print(f"seeded {args.rows:,} events in {time.perf_counter() - started:.1f}s")
+    seconds = seed_events(rows=args.rows, kinds=KINDS, instance_ids=[str(i.id) for i in instances], hosts=1000)
+    print(f"seeded {args.rows:,} events in {seconds:.1f}s")
 
     user = get_user_model().objects.create_superuser("bench", password="bench")
     client = Client()

@@ -10,7 +10,7 @@ import argparse
 import statistics
 import time
 
-from django_bench import setup_postgres_django
+from django_bench import seed_events, setup_postgres_django
 
 KINDS = [
     "system.docker.handshake.wants_cert",
@@ -32,34 +32,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
     setup_postgres_django("powernode_bench_events")
-    from django.db import connection
 
     from apps.events.selectors import events_recent
 
-    kinds = "ARRAY[" + ",".join(f"'{k}'" for k in KINDS) + "]"
-    started = time.perf_counter()
-    with connection.cursor() as cur:
-        # uuid ids are random here; only their uniqueness matters to the query
-        cur.execute(
-            f"""
-            INSERT INTO events_event (id, kind, occurred_at, actor, instance_id, host_id, data)
-            SELECT gen_random_uuid(), ({kinds})[1 + (i %% {len(KINDS)})],
-                   now() - (i || ' milliseconds')::interval, 'bench', NULL, '', '{{}}'::jsonb
-            FROM generate_series(1, %s) AS i
-            """,
-            [args.rows],
-        )
-        # a rare kind, spread over the whole history: the hard case for a newest-first scan
-        cur.execute(
-            """
-            INSERT INTO events_event (id, kind, occurred_at, actor, instance_id, host_id, data)
-            SELECT gen_random_uuid(), 'system.docker.decommissioned', now() - (i * 10000 || ' milliseconds')::interval,
-                   'bench', NULL, '', '{}'::jsonb
-            FROM generate_series(1, 100) AS i
-            """
-        )
-        cur.execute("ANALYZE events_event")
-    print(f"seeded {args.rows:,} events in {time.perf_counter() - started:.1f}s")
+    seconds = seed_events(rows=args.rows, kinds=KINDS)
+    # a rare kind, spread over the whole history: the hard case for a newest-first scan
+    seconds += seed_events(rows=100, kinds=["system.docker.decommissioned"], every_ms=10_000)
+    print(f"seeded {args.rows:,} events in {seconds:.1f}s")
 
     for prefix, label in [("system.docker", "common prefix (20% of rows)"), ("system.k3s", "rare prefix (10%)"),
                           ("system.pki.certificate", "one kind (10%)"),

@@ -32,3 +32,35 @@ def setup_postgres_django(dbname: str) -> str:
 
     call_command("migrate", verbosity=0)
     return url
+
+
+def seed_events(
+    *, rows: int, kinds: list[str], instance_ids: list[str] | None = None, hosts: int = 0, every_ms: int = 1
+) -> float:
+    """Insert ``rows`` events with one INSERT … SELECT (kinds round-robin, one every ``every_ms`` back in
+    time, optionally spread over instances and ``hosts`` host ids); returns the seconds it took."""
+    import time
+
+    from django.db import connection
+
+    kind_array = "ARRAY[" + ",".join(f"'{k}'" for k in kinds) + "]"
+    if instance_ids:
+        ids = "ARRAY[" + ",".join(f"'{i}'::uuid" for i in instance_ids) + "]"
+        instance = f"({ids})[1 + (i %% {len(instance_ids)})]"
+    else:
+        instance = "NULL"
+    host = f"'host-' || (i %% {hosts})" if hosts else "''"
+    started = time.perf_counter()
+    with connection.cursor() as cur:
+        # ids are random uuids here: only their uniqueness matters to the queries measured
+        cur.execute(
+            f"""
+            INSERT INTO events_event (id, kind, occurred_at, actor, instance_id, host_id, data)
+            SELECT gen_random_uuid(), ({kind_array})[1 + (i %% {len(kinds)})],
+                   now() - (i * {every_ms} || ' milliseconds')::interval, 'bench', {instance}, {host}, '{{}}'::jsonb
+            FROM generate_series(1, %s) AS i
+            """,
+            [rows],
+        )
+        cur.execute("ANALYZE events_event")
+    return time.perf_counter() - started
