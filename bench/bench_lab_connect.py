@@ -98,8 +98,8 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
     from django.contrib.auth import get_user_model
 
     from apps.docker_hosts.engine import DOCKER_API_VERSION
-    from apps.system.registry import run_action
     from powernode.actors import Actor
+    from powernode.registry import run_action
 
     actor = Actor.for_user(get_user_model().objects.get(username=tutorial.platform.operator))
     payload = {"host_id": tutorial.host_id}

@@ -7,9 +7,9 @@ from typing import Any
 from apps.docker_hosts import selectors, services
 from apps.docker_hosts.models import DockerHost
 from apps.docker_hosts.serializers import DockerHostSerializer
-from apps.system.registry import action
-from apps.system.schema import enum, obj, string, uuid_
 from powernode.actors import Actor
+from powernode.registry import action
+from powernode.schema import enum, obj, string, uuid_
 
 HOST_ID = string("Docker host id (host-<uuid>)", max_length=64, pattern=r"^host-[0-9a-f-]{36}$")
 

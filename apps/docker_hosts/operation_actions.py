@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from apps.docker_hosts import operations
-from apps.system.registry import action
-from apps.system.schema import boolean, enum, integer, obj, string
 from powernode.actors import Actor
+from powernode.registry import action
+from powernode.schema import boolean, enum, integer, obj, string
 
 HOST_ID = string("Docker host id (host-<uuid>)", max_length=64, pattern=r"^host-[0-9a-f-]{36}$")
 IMAGE = string("image reference, e.g. registry.lab:5000/hello:1", max_length=255, pattern=r"^[^\s]+$")

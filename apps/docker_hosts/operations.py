@@ -14,10 +14,10 @@ from apps.docker_hosts.engine import DockerEngine, engine_for
 from apps.docker_hosts.models import DockerHost
 from apps.docker_hosts.selectors import host_client_tls, host_get
 from apps.events.services import event_record
-from apps.nodes.rawsql import fetch
 from apps.pki.models import IssuedCertificate
 from apps.pki.services import ca_issue_client_keypair
 from powernode.actors import Actor
+from powernode.db import fetch
 from powernode.errors import HostNotConnectedError, PermissionDenied
 
 # host id → (the row's TLS fields as stored, engine): reuse the engine without decrypting the key per call

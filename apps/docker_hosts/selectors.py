@@ -9,8 +9,8 @@ from django.db.models import Count, QuerySet
 
 from apps.docker_hosts.models import DockerHost
 from apps.modules.models import Module, ModuleAssignment
-from apps.nodes.rawsql import columns, text_datetime
 from powernode import secretbox
+from powernode.db import columns, text_datetime
 from powernode.errors import NotFound
 
 RUNTIME = "docker"

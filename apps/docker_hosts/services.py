@@ -19,13 +19,13 @@ from apps.docker_hosts.selectors import provisioning_wanted
 from apps.events.services import event_record
 from apps.modules.models import Module, ModuleAssignment
 from apps.nodes.models import NodeInstance
-from apps.nodes.rawsql import any_datetime, columns, db_uuid, fetch, inet_text, uuid_text
 from apps.pki.kv import kv_destroy_after_commit, kv_write_after_commit
 from apps.pki.models import IssuedCertificate
 from apps.pki.services import ca_issue_client_keypair, ca_revoke_host_certificates, ca_sign_host_csr
 from apps.sdwan.models import SdwanPeer
 from powernode import secretbox
 from powernode.actors import Actor
+from powernode.db import any_datetime, columns, db_uuid, fetch, inet_text, uuid_text
 from powernode.errors import (
     HandshakePhaseError,
     HostDecommissionedError,

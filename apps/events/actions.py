@@ -6,9 +6,9 @@ from typing import Any
 
 from apps.events.selectors import MAX_LIMIT, events_recent
 from apps.events.serializers import EventSerializer
-from apps.system.registry import action
-from apps.system.schema import integer, obj, string
 from powernode.actors import Actor
+from powernode.registry import action
+from powernode.schema import integer, obj, string
 
 
 @action(

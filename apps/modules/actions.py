@@ -6,9 +6,9 @@ from typing import Any
 
 from apps.modules import selectors, services
 from apps.modules.serializers import ModuleAssignmentSerializer, ModuleSerializer
-from apps.system.registry import action
-from apps.system.schema import boolean, obj, uuid_
 from powernode.actors import Actor
+from powernode.registry import action
+from powernode.schema import boolean, obj, uuid_
 
 
 @action("system_list_modules", permission="system.instance_view", input_schema=obj(), mutates=False)

@@ -6,9 +6,9 @@ from typing import Any
 
 from apps.nodes import services
 from apps.nodes.serializers import NodeInstanceSerializer, NodeTemplateSerializer
-from apps.system.registry import action
-from apps.system.schema import name, obj, string, uuid_
 from powernode.actors import Actor
+from powernode.registry import action
+from powernode.schema import name, obj, string, uuid_
 
 
 @action(

@@ -15,9 +15,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from apps.nodes.models import NodeInstance
-from apps.nodes.rawsql import columns, fetch, uuid_text
 from powernode import tokens
 from powernode.actors import Actor
+from powernode.db import columns, fetch, uuid_text
 from powernode.errors import NotAuthenticated
 
 # Only the columns the agent endpoints need. The lookup is written as SQL: it runs on every agent

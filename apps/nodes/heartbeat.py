@@ -15,11 +15,11 @@ from django.conf import settings
 
 from apps.modules.models import Module, ModuleAssignment
 from apps.nodes.models import NodeInstance
-from apps.nodes.rawsql import columns, db_uuid, fetch, inet_text, text_datetime, uuid_text
 from apps.nodes.services import instance_record_heartbeat
 from apps.sdwan import addressing
 from apps.sdwan.models import SdwanNetwork, SdwanPeer
 from apps.sdwan.services import HUB_INDEX, instance_record_wireguard_key
+from powernode.db import columns, db_uuid, fetch, inet_text, text_datetime, uuid_text
 
 
 def agent_heartbeat(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from apps.system import selectors
-from apps.system.registry import action
-from apps.system.schema import obj
 from powernode.actors import Actor
+from powernode.registry import action
+from powernode.schema import obj
 
 
 @action("platform_provisioning_status", permission="system.instance_view", input_schema=obj(), mutates=False)

@@ -26,9 +26,9 @@ from apps.modules.models import Module
 from apps.nodes.models import NodeInstance, NodeTemplate
 from apps.pki.models import IssuedCertificate
 from apps.system import dashboard
-from apps.system.registry import run_action
 from powernode.actors import Actor
 from powernode.errors import ApplicationError, PermissionDenied
+from powernode.registry import run_action
 
 PROVISION = "system.docker_provision"
 

@@ -7,17 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from powernode.ids import uuid7
-
-PERMISSIONS = [
-    ("instance_view", "View node templates, instances and modules"),
-    ("instance_manage", "Create templates and provision instances"),
-    ("sdwan_view", "View SDWAN networks and peers"),
-    ("sdwan_manage", "Create SDWAN networks, attach peers, grant device access"),
-    ("docker_view", "View managed Docker hosts and their containers"),
-    ("docker_operate", "Pull images, run and delete containers, export operator certificates"),
-    ("docker_provision", "Assign runtime modules and decommission Docker runtimes"),
-    ("events_view", "Read the event log"),
-]
+from powernode.permissions import PERMISSIONS
 
 
 class SystemPermission(models.Model):

@@ -25,7 +25,7 @@ class AgentTokenScheme(OpenApiAuthenticationExtension):
 
 def add_action_paths(result: dict[str, Any], generator, request, public) -> dict[str, Any]:  # noqa: ANN001
     """Document each action as its own POST path, with its input schema as the request body."""
-    from apps.system.registry import all_actions
+    from powernode.registry import all_actions
 
     error = {"$ref": "#/components/schemas/Error"}
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = {

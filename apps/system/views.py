@@ -9,9 +9,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.system.registry import MAX_INPUT_BYTES, all_actions, run_action
 from powernode.actors import Actor
 from powernode.errors import PayloadTooLarge, ValidationError
+from powernode.registry import MAX_INPUT_BYTES, all_actions, run_action
 
 ActionListSerializer = inline_serializer(
     "ActionList",

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from apps.events.models import Event
-from apps.system.registry import all_actions
+from powernode.registry import all_actions
 
 pytestmark = pytest.mark.contract
 

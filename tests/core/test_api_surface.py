@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from apps.system.registry import MAX_INPUT_BYTES, all_actions
+from powernode.registry import MAX_INPUT_BYTES, all_actions
 
 pytestmark = pytest.mark.contract
 

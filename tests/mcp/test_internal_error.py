@@ -15,9 +15,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from mcp import Client
 
-from apps.system import registry
 from apps.system.mcp import tools
 from apps.system.mcp.server import build_server
+from powernode import registry
 from powernode.errors import NotAuthenticated
 from tests.mcp.conftest import error, output
 

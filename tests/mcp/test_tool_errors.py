@@ -10,7 +10,7 @@ import uuid
 import anyio
 import httpx2
 
-from apps.system.registry import MAX_INPUT_BYTES
+from powernode.registry import MAX_INPUT_BYTES
 from tests.mcp.conftest import BASE_DIR, Transport, error, output, unique
 
 

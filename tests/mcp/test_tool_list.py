@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import httpx2
 
-from apps.system.registry import all_actions
+from powernode.registry import all_actions
 from tests.mcp.conftest import Transport
 
 

@@ -15,9 +15,9 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from apps.system.authentication import operator_for_token
 from apps.system.errors import as_application_error, error_body
-from apps.system.registry import all_actions, get_action, run_action
 from powernode.actors import Actor
 from powernode.errors import NotAuthenticated, NotFound
+from powernode.registry import all_actions, get_action, run_action
 
 log = logging.getLogger(__name__)
 

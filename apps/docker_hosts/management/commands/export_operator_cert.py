@@ -8,9 +8,9 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.system.registry import run_action
 from powernode.actors import Actor
 from powernode.errors import ApplicationError
+from powernode.registry import run_action
 
 
 class Command(BaseCommand):

@@ -1,4 +1,5 @@
-"""Helpers for the few reads written as SQL on the agents' hot path, portable across SQLite and PostgreSQL."""
+"""Database helpers for the few reads written as SQL on the agents' hot path, portable across SQLite and
+PostgreSQL. Part of the kernel: imports no app."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, models
 from django.utils.dateparse import parse_datetime
 
-from apps.nodes.models import NodeInstance
+_UUID_FIELD = models.UUIDField()
 
 
 def fetch(sql: str, params: list[Any]) -> list[tuple]:
@@ -20,7 +21,7 @@ def fetch(sql: str, params: list[Any]) -> list[tuple]:
 
 def db_uuid(value: Any) -> Any:
     """A UUID as the database stores it (PostgreSQL: uuid; SQLite: 32 hex characters)."""
-    return NodeInstance._meta.pk.get_db_prep_value(value, connection)
+    return _UUID_FIELD.get_db_prep_value(value, connection)
 
 
 def uuid_text(value: Any) -> str:

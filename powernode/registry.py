@@ -17,6 +17,7 @@ from jsonschema import ValidationError as SchemaError
 
 from powernode.actors import Actor
 from powernode.errors import NotAuthenticated, NotFound, PayloadTooLarge, PermissionDenied, ValidationError
+from powernode.permissions import CODENAMES
 
 MAX_INPUT_BYTES = 64 * 1024
 
@@ -53,8 +54,8 @@ def action(
     name: str, *, permission: str, input_schema: dict[str, Any], description: str = "", mutates: bool = True
 ) -> Callable[[Handler], Handler]:
     """Register ``handler`` as the action ``name``. The docstring is the description when none given."""
-    if not permission.startswith("system."):
-        raise ValueError(f"action {name}: permissions are of app label 'system', got {permission!r}")
+    if not permission.startswith("system.") or permission.split(".", 1)[1] not in CODENAMES:
+        raise ValueError(f"action {name}: {permission!r} is not a system.* permission (powernode.permissions)")
     Draft202012Validator.check_schema(input_schema)
 
     def register(handler: Handler) -> Handler:

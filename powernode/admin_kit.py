@@ -1,0 +1,82 @@
+"""Generic pieces every app's admin pages use: run an action as the logged-in operator, a paginator that
+never counts a whole table, and list filters typed as text. Part of the kernel: imports no app."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest
+from django.utils.functional import cached_property
+
+from powernode.actors import Actor
+from powernode.errors import ApplicationError, PermissionDenied
+from powernode.registry import run_action
+
+
+def run_as_operator(request: HttpRequest, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """``run_action`` as the logged-in operator; a missing permission becomes Django's 403.
+
+    The admin has no rule of its own: a crafted POST without the permission is refused exactly as the
+    HTTP API and MCP refuse it, and changes nothing.
+    """
+    try:
+        return run_action(name=name, actor=Actor.for_user(request.user), payload=payload)
+    except PermissionDenied as exc:
+        raise DjangoPermissionDenied(exc.message)
+
+
+def error_text(exc: ApplicationError) -> str:
+    return f"{exc.type_name}: {exc.message}"
+
+
+def is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(str(text))
+    except ValueError:
+        return False
+    return True
+
+
+class BoundedCountPaginator(Paginator):
+    """Counts at most ``CAP`` + 1 rows (an indexed LIMIT scan), never the whole table.
+
+    The admin needs a count for its page links; past the cap the page links stop and the count reads
+    "more than CAP". Filters narrow the scan further.
+    """
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list.order_by()[: self.CAP + 1].count()
+
+
+class TextInputFilter(admin.SimpleListFilter):
+    """A list filter rendered as a text box (values come from the operator, not a DISTINCT scan)."""
+
+    template = "admin/powernode/input_filter.html"
+    placeholder = ""
+    quick: list[str] = []
+
+    def lookups(self, request, model_admin):  # noqa: ANN001, ANN201 - Django's signature
+        return []
+
+    def has_output(self) -> bool:
+        return True
+
+    def choices(self, changelist):  # noqa: ANN001, ANN201
+        # the form keeps every other query parameter (filters, search, ordering) as hidden inputs
+        yield {
+            "value": self.value() or "",
+            "placeholder": self.placeholder,
+            "parameter": self.parameter_name,
+            "others": [(k, v) for k, v in changelist.params.items() if k != self.parameter_name],
+            "clear_url": changelist.get_query_string(remove=[self.parameter_name]),
+            "quick": [
+                (prefix, changelist.get_query_string({self.parameter_name: prefix})) for prefix in self.quick
+            ],
+        }
