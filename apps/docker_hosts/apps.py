@@ -7,3 +7,6 @@ class DockerHostsConfig(AppConfig):
     name = "apps.docker_hosts"
     label = "docker_hosts"
     verbose_name = "Docker hosts"
+
+    def ready(self) -> None:
+        from apps.docker_hosts import kinds  # noqa: F401  (declares the event kinds this app records)

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.events.models import Event
+from powernode import event_kinds
 from powernode.actors import Actor
 
 
@@ -20,7 +21,11 @@ def event_record(
     host_id: str = "",
     data: dict[str, Any] | None = None,
 ) -> Event:
-    """Write one event row. Must run inside the writer's atomic block (it is a change record)."""
+    """Write one event row. Must run inside the writer's atomic block (it is a change record).
+
+    ``kind`` must be declared in the recording app's ``kinds.py`` (``UndeclaredEventKind`` otherwise).
+    """
+    event_kinds.check(kind)
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError(f"event {kind!r} must be recorded inside the transaction of its change")
     actor = actor or Actor.system()

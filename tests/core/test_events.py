@@ -10,6 +10,42 @@ from apps.events.selectors import events_recent
 from apps.events.services import event_record
 from apps.nodes.models import NodeTemplate
 from apps.nodes.services import template_create
+from powernode import event_kinds
+
+TEST_KINDS = ("system.test", "system.dockerish.other", "system.x")
+
+
+@pytest.fixture(autouse=True)
+def test_kinds(monkeypatch):
+    """Kinds only these tests record, declared for the test's duration (the catalogue stays clean)."""
+    for kind in TEST_KINDS:
+        monkeypatch.setitem(event_kinds._KINDS, kind, "a kind used only by tests/core/test_events.py")
+
+
+def test_an_undeclared_kind_is_refused_and_nothing_is_written(db):
+    with pytest.raises(event_kinds.UndeclaredEventKind, match="system.docker.handshake.wants_certs"):
+        with transaction.atomic():
+            event_record(kind="system.docker.handshake.wants_certs")  # a typo of a declared kind
+    assert not Event.objects.exists()
+
+
+def test_every_kind_in_design_section_3_is_declared():
+    for kind in (
+        "system.docker.module.assigned",
+        "system.docker.runtime.installing",
+        "system.docker.handshake.wants_cert",
+        "system.docker.handshake.cert_signed",
+        "system.docker.handshake.wants_config",
+        "system.docker.handshake.ready",
+        "system.docker.provisioned",
+        "system.docker.handshake.failed",
+        "system.docker.decommission.requested",
+        "system.docker.decommissioned",
+        "system.docker.module.unassigned",
+        "system.sdwan.peer.attached",
+        "system.sdwan.access_grant.created",
+    ):
+        assert event_kinds.is_declared(kind), kind
 
 
 def test_event_outside_a_transaction_is_refused(db):

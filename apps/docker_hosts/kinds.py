@@ -1,0 +1,45 @@
+"""Event kinds of the managed Docker runtime, and the provisioning sequence (DESIGN §3), defined once.
+
+The smoke test, the lab, the tests and the admin's quick filters all take the sequence from here.
+"""
+
+from powernode.event_kinds import declare
+
+PREFIX = "system.docker"
+
+MODULE_ASSIGNED = declare(f"{PREFIX}.module.assigned", "docker-engine was assigned to a node template.")
+MODULE_UNASSIGNED = declare(f"{PREFIX}.module.unassigned", "docker-engine was unassigned (running hosts stay).")
+INSTALLING = declare(f"{PREFIX}.runtime.installing", "The agent is installing dockerd.")
+WANTS_CERT = declare(f"{PREFIX}.handshake.wants_cert", "The agent posted its CSR.")
+CERT_SIGNED = declare(f"{PREFIX}.handshake.cert_signed", "The CA signed the host's server certificate.")
+WANTS_CONFIG = declare(f"{PREFIX}.handshake.wants_config", "The platform sent daemon.json.")
+READY = declare(f"{PREFIX}.handshake.ready", "The agent reported dockerd running.")
+PROVISIONED = declare(f"{PREFIX}.provisioned", "The host is connected: operators can drive it.")
+FAILED = declare(f"{PREFIX}.handshake.failed", "The agent reported a failure (the error is in data).")
+DECOMMISSION_REQUESTED = declare(f"{PREFIX}.decommission.requested", "An operator asked to decommission the host.")
+DECOMMISSIONED = declare(f"{PREFIX}.decommissioned", "The host is gone; every certificate it had is revoked.")
+HOST_VERSION_CHANGED = declare(f"{PREFIX}.host.version_changed", "dockerd reported a different version.")
+IMAGE_PULLED = declare(f"{PREFIX}.image.pulled", "An operator pulled an image onto the host.")
+IMAGE_DELETED = declare(f"{PREFIX}.image.deleted", "An operator deleted an image from the host.")
+CONTAINER_CREATED = declare(f"{PREFIX}.container.created", "An operator created a container.")
+CONTAINER_DELETED = declare(f"{PREFIX}.container.deleted", "An operator deleted a container.")
+OPERATOR_CERT_EXPORTED = declare("system.pki.operator_cert.exported", "An operator exported a Docker CLI client cert.")
+
+#: what a successful provisioning writes, in order (DESIGN §3)
+PROVISIONING_SEQUENCE = (
+    MODULE_ASSIGNED,
+    INSTALLING,
+    WANTS_CERT,
+    CERT_SIGNED,
+    WANTS_CONFIG,
+    READY,
+    PROVISIONED,
+)
+
+#: prefixes operators filter the event log by most (the admin's quick filters)
+QUICK_PREFIXES = (
+    f"{PREFIX}.handshake",
+    FAILED,
+    f"{PREFIX}.decommission",
+    f"{PREFIX}.module",
+)
