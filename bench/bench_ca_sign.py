@@ -16,30 +16,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
-
 from apps.pki.adapters.base import CaAdapter  # noqa: E402
 from apps.pki.adapters.local import LocalCaAdapter, init_local_ca  # noqa: E402
 from apps.pki.adapters.vault import VaultCaAdapter, bootstrap  # noqa: E402
-from apps.pki.openbao_dev import OpenBaoServer  # noqa: E402
+from tests.csr import make_csr  # noqa: E402
+from tests.openbao import OpenBaoServer  # noqa: E402
 
 TTL = dt.timedelta(days=30)
 
 
 def make_csrs(count: int) -> list[str]:
-    csrs = []
-    for i in range(count):
-        key = ed25519.Ed25519PrivateKey.generate()
-        csr = (
-            x509.CertificateSigningRequestBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"agent-{i}")]))
-            .sign(key, None)
-        )
-        csrs.append(csr.public_bytes(serialization.Encoding.PEM).decode())
-    return csrs
+    return [make_csr(common_name=f"agent-{i}") for i in range(count)]
 
 
 def run(adapter: CaAdapter, csrs: list[str], threads: int) -> float:

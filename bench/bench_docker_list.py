@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import docker  # noqa: E402
 from timing import interleaved_medians_ms  # noqa: E402
 
-from apps.docker_hosts.engine import DOCKER_API_VERSION, engine_for, forget_engine  # noqa: E402
+from apps.docker_hosts.adapters.engine import DOCKER_API_VERSION, engine_for, forget_engine  # noqa: E402
 from lab.netns import in_netns  # noqa: E402
 from lab.proc import why_lab_cannot_run  # noqa: E402
 from lab.topology import Lab  # noqa: E402

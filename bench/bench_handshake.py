@@ -259,21 +259,6 @@ def make_fleet(prefix: str, count: int) -> list[tuple[str, str]]:
     return out
 
 
-def make_csr() -> str:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-    from cryptography.x509.oid import NameOID
-
-    key = ed25519.Ed25519PrivateKey.generate()
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench-agent")]))
-        .sign(key, None)
-    )
-    return csr.public_bytes(serialization.Encoding.PEM).decode()
-
-
 def start_gunicorn(port: int, workers: int, worker_class: str, threads: int, log: Path) -> subprocess.Popen:
     cmd = [
         str(Path(sys.executable).parent / "gunicorn"),
@@ -391,7 +376,9 @@ def run(work: Path) -> None:
     started = time.perf_counter()
     beat_agents = make_fleet("bench-hb", args.agents)
     shake_agents = make_fleet("bench-hs", args.handshakes)
-    csrs = [make_csr() for _ in shake_agents]
+    from tests.csr import make_csr  # the tests' CSR builder (ROOT is on sys.path once Django is set up)
+
+    csrs = [make_csr(common_name="bench-agent") for _ in shake_agents]
     print(
         f"database {url.rsplit('@', 1)[-1]}; fleet of {args.agents} + {args.handshakes} instances made in "
         f"{time.perf_counter() - started:.1f} s"

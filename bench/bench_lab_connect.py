@@ -97,7 +97,7 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
     django.setup()
     from django.contrib.auth import get_user_model
 
-    from apps.docker_hosts.engine import DOCKER_API_VERSION
+    from apps.docker_hosts.adapters.engine import DOCKER_API_VERSION
     from powernode.actors import Actor
     from powernode.registry import run_action
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from apps.docker_hosts import kinds as docker_kinds  # plain constants: no Django setup in the lab's process
 from lab.netns import check_ifname
 from lab.pki import KeyPair
 from lab.platform import LabPlatform
@@ -38,15 +39,6 @@ NODE_BIP = "198.18.0.1/24"
 DOCKER_PORT = 2376
 CONTAINER_NAME = "hello-httpd"
 PUBLISHED_PORT = 8080
-TUTORIAL_EVENTS = [
-    "system.docker.module.assigned",
-    "system.docker.runtime.installing",
-    "system.docker.handshake.wants_cert",
-    "system.docker.handshake.cert_signed",
-    "system.docker.handshake.wants_config",
-    "system.docker.handshake.ready",
-    "system.docker.provisioned",
-]
 _AGENT_SCRIPT = Path(sys.executable).with_name("powernode-agent")
 AGENT_ARGV = [str(_AGENT_SCRIPT)] if _AGENT_SCRIPT.exists() else [sys.executable, "-m", "powernode_agent.cli"]
 DOCKER_CLI_CANDIDATES = ("/usr/local/bin/docker", "/usr/bin/docker")
@@ -317,12 +309,12 @@ class Tutorial:
 
     def docker_events(self) -> list[dict[str, Any]]:
         """recent_events(kind_prefix="system.docker"), oldest first."""
-        answer = self.platform.action("recent_events", {"kind_prefix": "system.docker", "limit": 200})
+        answer = self.platform.action("recent_events", {"kind_prefix": docker_kinds.PREFIX, "limit": 200})
         return list(reversed(answer["events"]))
 
     def watch_events(
         self,
-        until: str = "system.docker.provisioned",
+        until: str = docker_kinds.PROVISIONED,
         *,
         timeout: float = 180,
         on_event: Callable[[dict[str, Any]], None] | None = None,
@@ -340,7 +332,7 @@ class Tutorial:
                 self.out(f"       +{time.monotonic() - self.assigned_at:5.2f} s  {event['kind']}")
                 if on_event:
                     on_event(event)
-                if event["kind"] == "system.docker.handshake.failed":
+                if event["kind"] == docker_kinds.FAILED:
                     raise LabError(f"the handshake failed: {event.get('data')}\n{self.agent_log_tail()}")
             if any(e["kind"] == until for e in self.events[self.round_start :]):
                 return self.events
@@ -493,7 +485,7 @@ class Tutorial:
             self.connected_after_s = connected_seconds(self.events)
             s.detail = f"{host['id']} {host['api_endpoint']} engine {host['version']}"
         kinds = [e["kind"] for e in self.events]
-        if first_occurrences(kinds, TUTORIAL_EVENTS) != TUTORIAL_EVENTS:
+        if first_occurrences(kinds) != docker_kinds.PROVISIONING_SEQUENCE:
             raise LabError(f"events out of the tutorial's order: {kinds}")
         with self.step(f"docker_pull_image {self.image_ref}") as s:
             image = self.pull()
@@ -590,13 +582,13 @@ def claim_prefix(wg_quick: str, prefix: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def first_occurrences(kinds: list[str], wanted: list[str]) -> list[str]:
-    """The wanted kinds in the order they first occur in ``kinds``."""
+def first_occurrences(kinds: list[str], wanted: tuple[str, ...] = docker_kinds.PROVISIONING_SEQUENCE) -> tuple:
+    """The wanted kinds (by default the provisioning sequence, DESIGN §3) in the order they first occur."""
     order: list[str] = []
     for kind in kinds:
         if kind in wanted and kind not in order:
             order.append(kind)
-    return order
+    return tuple(order)
 
 
 def connected_seconds(events: list[dict[str, Any]]) -> float | None:
@@ -608,7 +600,7 @@ def connected_seconds(events: list[dict[str, Any]]) -> float | None:
         times.setdefault(
             event["kind"], dt.datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
         )
-    start, end = times.get(TUTORIAL_EVENTS[0]), times.get(TUTORIAL_EVENTS[-1])
+    start, end = times.get(docker_kinds.MODULE_ASSIGNED), times.get(docker_kinds.PROVISIONED)
     return (end - start).total_seconds() if start and end else None
 
 

@@ -3,6 +3,7 @@ never counts a whole table, and list filters typed as text. Part of the kernel: 
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -31,6 +32,20 @@ def run_as_operator(request: HttpRequest, name: str, payload: dict[str, Any]) ->
 
 def error_text(exc: ApplicationError) -> str:
     return f"{exc.type_name}: {exc.message}"
+
+
+def humanize_age(age: dt.timedelta | None) -> str:
+    """ "12s ago", "5 min ago", "3 h ago": second-level precision where the admin's timesince says "0 minutes"."""
+    if age is None:
+        return "never"
+    seconds = max(int(age.total_seconds()), 0)
+    if seconds < 90:
+        return f"{seconds}s ago"
+    if seconds < 90 * 60:
+        return f"{seconds // 60} min ago"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
 
 
 def is_uuid(text: str) -> bool:

@@ -18,6 +18,7 @@ from jsonschema import ValidationError as SchemaError
 from powernode.actors import Actor
 from powernode.errors import NotAuthenticated, NotFound, PayloadTooLarge, PermissionDenied, ValidationError
 from powernode.permissions import CODENAMES
+from powernode.schema import example_input
 
 MAX_INPUT_BYTES = 64 * 1024
 
@@ -32,6 +33,8 @@ class Action:
     input_schema: dict[str, Any]
     handler: Handler = field(repr=False)
     mutates: bool = True
+    #: an input to show (the browsable API's form); None: one is made from the schema's required fields
+    example: dict[str, Any] | None = None
 
     @property
     def permission_codename(self) -> str:
@@ -43,7 +46,11 @@ class Action:
             "description": self.description,
             "permission": self.permission,
             "input_schema": self.input_schema,
+            "example": self.example_input(),
         }
+
+    def example_input(self) -> dict[str, Any]:
+        return dict(self.example) if self.example is not None else example_input(self.input_schema)
 
 
 _REGISTRY: dict[str, Action] = {}
@@ -51,18 +58,29 @@ _FORMATS = FormatChecker()
 
 
 def action(
-    name: str, *, permission: str, input_schema: dict[str, Any], description: str = "", mutates: bool = True
+    name: str,
+    *,
+    permission: str,
+    input_schema: dict[str, Any],
+    description: str = "",
+    mutates: bool = True,
+    example: dict[str, Any] | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Register ``handler`` as the action ``name``. The docstring is the description when none given."""
+    """Register ``handler`` as the action ``name``. The docstring is the description when none given.
+
+    ``example`` is an input to show operators (it must satisfy ``input_schema``).
+    """
     if not permission.startswith("system.") or permission.split(".", 1)[1] not in CODENAMES:
         raise ValueError(f"action {name}: {permission!r} is not a system.* permission (powernode.permissions)")
     Draft202012Validator.check_schema(input_schema)
+    if example is not None:
+        Draft202012Validator(input_schema, format_checker=_FORMATS).validate(example)
 
     def register(handler: Handler) -> Handler:
         if name in _REGISTRY:
             raise ValueError(f"action {name!r} registered twice")
         text = description or " ".join((handler.__doc__ or "").split())
-        _REGISTRY[name] = Action(name, text, permission, input_schema, handler, mutates)
+        _REGISTRY[name] = Action(name, text, permission, input_schema, handler, mutates, example)
         return handler
 
     return register

@@ -8,7 +8,6 @@ runtime is a new app, not edits across the house. Part of the kernel: imports no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +25,8 @@ class RuntimeProvider:
     event_prefix: str = ""
     #: the phases an agent may report for this runtime in a heartbeat (``runtimes.<name>.phase``)
     phases: tuple[str, ...] = ()
+    #: event-kind prefixes operators filter by most (the event log's quick filters in the admin)
+    quick_prefixes: tuple[str, ...] = ()
 
     # -- heartbeat ---------------------------------------------------------------------------------------
     def heartbeat_sql(self) -> str | None:
@@ -33,7 +34,8 @@ class RuntimeProvider:
 
         It takes exactly one ``%s`` parameter (the instance id as :func:`powernode.db.db_uuid` gives it)
         and selects nine text columns: the literal :attr:`name`, a sort key, then seven values (NULL where
-        unused). The rows come back to :meth:`heartbeat_orders`.
+        unused). The rows come back to :meth:`heartbeat_orders`. Called once per set of registered runtimes
+        (the heartbeat caches the combined statement), so it must not depend on the request.
         """
         return None
 
@@ -62,6 +64,20 @@ class RuntimeProvider:
         """This runtime's part of ``platform_provisioning_status`` (e.g. ``{"docker_hosts": {...}}``)."""
         return {}
 
+    def fleet(self, *, instance_ids: list[Any]) -> dict[str, Any]:
+        """This runtime's part of the fleet overview (the admin index); bounded queries only.
+
+        Keys (all optional): ``hosts_by_status`` ``[(status, label, count)]``, ``hosts_by_instance``
+        ``{instance id: newest host}`` for ``instance_ids`` (the instances the overview lists),
+        ``failed_hosts`` and ``failed_events`` (the latest failures, newest first).
+        """
+        return {}
+
+    def admin_instance_panel(self, instance: Any) -> dict[str, Any]:
+        """What the instance's admin page shows of this runtime: ``hosts`` (newest first, a few) and
+        ``hint`` (what to check while the runtime is wanted but not there yet), both optional."""
+        return {}
+
 
 _PROVIDERS: dict[str, RuntimeProvider] = {}
 
@@ -83,9 +99,9 @@ def get(name: str) -> RuntimeProvider | None:
     return _PROVIDERS.get(name)
 
 
-def providers() -> Iterable[RuntimeProvider]:
-    """Every registered runtime, in registration order."""
-    return list(_PROVIDERS.values())
+def providers() -> tuple[RuntimeProvider, ...]:
+    """Every registered runtime, in registration order (a tuple: callers may cache on it)."""
+    return tuple(_PROVIDERS.values())
 
 
 def names() -> list[str]:

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "powernode",  # the kernel's template tags (powernode/templatetags): badges every app's admin uses
     "apps.events",
     "apps.nodes",
     "apps.modules",

@@ -25,6 +25,8 @@ PG_URL=$(scripts/pg.sh start) || { echo "PostgreSQL did not start"; exit 1; }
 
 PY=.venv/bin/python
 step "ruff" .venv/bin/ruff check .
+# contracts in pyproject.toml [tool.importlinter]; this checkout's agent source, not whichever one pip linked
+step "import contracts" env PYTHONPATH=.:agent .venv/bin/lint-imports --no-cache --no-logo
 step "migrations are up to date" $PY manage.py makemigrations --check --dry-run
 step "OpenAPI schema validates" $PY manage.py spectacular --validate --fail-on-warn --file "$ARTIFACTS/openapi.yaml"
 step "pytest on PostgreSQL" env DATABASE_URL="$PG_URL" .venv/bin/pytest -p no:cacheprovider -q -m "not browser" \

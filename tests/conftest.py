@@ -1,9 +1,16 @@
-"""Shared fixtures: operators with and without permissions, API clients, a catalog, builders."""
+"""The root fixtures: operators and API clients, a catalog, the tutorial's fleet, its agent, one CA of each kind.
+
+Every test signs with one local CA made once per run (``local_ca``, autouse: no test reads the checkout's
+var/pki or a VAULT_ADDR from the environment); ``openbao`` is one bootstrapped ``bao server -dev`` per run,
+started only when a test asks for it. Rows come from tests/factories.py, CSRs from tests/csr.py and the
+stand-in agent from tests/agents.py.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +18,12 @@ from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from apps.pki.adapters.local import init_local_ca
 from apps.system.services import operator_token_create
 from powernode.actors import Actor
+from tests.agents import AgentClient
+from tests.csr import make_csr
+from tests.openbao import OpenBaoServer, bootstrapped_openbao, point_settings_at
 
 
 @pytest.fixture
@@ -100,3 +111,63 @@ def fleet(api, catalog) -> dict[str, Any]:
         "peer": peer,
         "docker_module": catalog["docker-engine"],
     }
+
+
+@pytest.fixture
+def docker_fleet(api, fleet) -> dict[str, Any]:
+    """The fleet with docker-engine assigned to its template, and the instance's agent (in process)."""
+    api.ok(
+        "system_assign_module_to_template",
+        {"template_id": fleet["template"]["id"], "module_id": str(fleet["docker_module"].id)},
+    )
+    return {**fleet, "agent": AgentClient(fleet["agent_token"])}
+
+
+@pytest.fixture
+def agent(docker_fleet) -> AgentClient:
+    return docker_fleet["agent"]
+
+
+@pytest.fixture
+def pending_host(docker_fleet) -> dict[str, Any]:
+    """The docker fleet with a host whose certificates were signed (wants_cert); it waits for wants_config."""
+    agent = docker_fleet["agent"]
+    agent.ok("installing")
+    host_id = agent.ok("wants_cert", csr_pem=make_csr())["host_id"]
+    return {**docker_fleet, "host_id": host_id}
+
+
+# -- the CAs ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def local_ca_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One local CA for the whole run."""
+    ca_dir = tmp_path_factory.mktemp("local-ca") / "pki"
+    init_local_ca(ca_dir)
+    return ca_dir
+
+
+@pytest.fixture(autouse=True)
+def local_ca(settings, local_ca_dir: Path) -> Path:  # noqa: ANN001 - pytest-django settings
+    """Services sign with a real LocalCaAdapter and no Vault (KV writes are recorded as skipped)."""
+    settings.VAULT_ADDR = ""
+    settings.VAULT_TOKEN = ""
+    settings.PKI_LOCAL_CA_DIR = local_ca_dir
+    return local_ca_dir
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBaoServer]:
+    """One ``bao server -dev`` per run on a free loopback port, bootstrapped with pki, pki_int and the node roles."""
+    with bootstrapped_openbao(tmp_path_factory.mktemp("openbao-dev")) as server:
+        yield server
+
+
+@pytest.fixture(params=["local", pytest.param("vault", marks=pytest.mark.vault)])
+def ca_backend(request: pytest.FixtureRequest, settings) -> str:  # noqa: ANN001 - pytest-django settings
+    """Run a test once with the local CA and once against the run's OpenBao; returns the adapter name."""
+    if request.param == "local":
+        return "LocalCaAdapter"
+    point_settings_at(settings, request.getfixturevalue("openbao"))
+    return "VaultCaAdapter"

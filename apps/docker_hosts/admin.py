@@ -1,7 +1,7 @@
 """Admin for Docker hosts: status, phase times and the agent's last error; decommission as an admin action.
 
 The live host page (timeline, hint, containers) and the decommission confirmation are in
-apps/system/admin_pages.py; decommission runs the system_decommission_docker_runtime action.
+apps/docker_hosts/admin_pages.py; decommission runs the system_decommission_docker_runtime action.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
+from apps.docker_hosts.admin_pages import DockerHostPagesMixin
 from apps.docker_hosts.models import DockerHost
-from apps.system.admin_pages import DockerHostPagesMixin
 
 
 @admin.register(DockerHost)

@@ -10,3 +10,7 @@ class DockerHostsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.docker_hosts import kinds  # noqa: F401  (declares the event kinds this app records)
+        from apps.docker_hosts.runtime import DockerRuntime
+        from powernode import runtimes
+
+        runtimes.register(DockerRuntime())

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.docker_hosts import services
+from apps.docker_hosts import phases, services
+from apps.modules.models import Module
 from apps.nodes.models import NodeInstance
 from apps.pki.adapters.csr import validate_csr
 from powernode.actors import Actor
 from powernode.errors import ValidationError
 
-RUNTIMES = ("docker",)
-PHASES = ("installing", "wants_cert", "wants_config", "ready", "failed", "decommissioned")
+RUNTIMES = (Module.Runtime.DOCKER.value,)
+PHASES = phases.HANDSHAKE_PHASES
 MAX_VERSION_CHARS = 40
 MAX_ERROR_INPUT_CHARS = 16 * 1024
 MAX_HOST_ID_CHARS = 64
@@ -51,17 +52,17 @@ def parse_handshake(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         raise _invalid("phase", f"this field is required (one of {', '.join(PHASES)})")
     if phase not in PHASES:
         raise _invalid("phase", f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
-    if phase == "wants_cert":
+    if phase == phases.WANTS_CERT:
         csr_pem = payload.get("csr_pem")
         if csr_pem is not None and not isinstance(csr_pem, str):
             raise _invalid("csr_pem", "must be a PEM string")
         validate_csr(csr_pem)  # InvalidCsrError (400) names the failed check
         return phase, {"csr_pem": csr_pem}
-    if phase == "ready":
+    if phase == phases.READY:
         return phase, {"version": _string(payload, "version", max_chars=MAX_VERSION_CHARS, phase=phase)}
-    if phase == "failed":
+    if phase == phases.FAILED:
         return phase, {"error": _string(payload, "error", max_chars=MAX_ERROR_INPUT_CHARS, phase=phase)}
-    if phase == "decommissioned":
+    if phase == phases.DECOMMISSIONED:
         return phase, {"host_id": _string(payload, "host_id", max_chars=MAX_HOST_ID_CHARS, phase=phase)}
     return phase, {}
 
@@ -69,10 +70,10 @@ def parse_handshake(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 def runtime_handshake(*, instance: NodeInstance, payload: dict[str, Any], actor: Actor) -> dict[str, Any]:
     """Apply one posted phase for the agent's own instance; return the answer of docs/AGENT_PROTOCOL.md."""
     phase, args = parse_handshake(payload)
-    if phase == "installing":
+    if phase == phases.INSTALLING:
         services.docker_runtime_installing(instance=instance, actor=actor)
-        return {"next_phase": "wants_cert"}
-    if phase == "wants_cert":
+        return {"next_phase": phases.WANTS_CERT}
+    if phase == phases.WANTS_CERT:
         issued = services.docker_host_issue_certificate(
             instance=instance, csr_pem=args["csr_pem"], actor=actor
         )
@@ -80,15 +81,15 @@ def runtime_handshake(*, instance: NodeInstance, payload: dict[str, Any], actor:
             "host_id": issued.host.id,
             "cert_pem": issued.cert_pem,
             "chain_pem": issued.chain_pem,
-            "next_phase": "wants_config",
+            "next_phase": phases.WANTS_CONFIG,
         }
-    if phase == "wants_config":
+    if phase == phases.WANTS_CONFIG:
         host = services.docker_host_config_sent(instance=instance, actor=actor)
-        return {"host_id": host.id, "daemon_config": services.daemon_config(host=host), "next_phase": "ready"}
-    if phase == "ready":
+        return {"host_id": host.id, "daemon_config": services.daemon_config(host=host), "next_phase": phases.READY}
+    if phase == phases.READY:
         host = services.docker_runtime_ready(instance=instance, version=args["version"], actor=actor)
         return {"host_id": host.id, "status": host.status, "next_phase": None}
-    if phase == "failed":
+    if phase == phases.FAILED:
         host = services.docker_runtime_failed(instance=instance, error=args["error"], actor=actor)
         return {"host_id": host.id if host else None, "recorded": True}
     host = services.docker_runtime_decommissioned(instance=instance, host_id=args["host_id"], actor=actor)

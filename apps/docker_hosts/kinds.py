@@ -36,6 +36,12 @@ PROVISIONING_SEQUENCE = (
     PROVISIONED,
 )
 
+#: what decommissioning a provisioned host writes after it, in order (DESIGN §3)
+DECOMMISSION_SEQUENCE = (
+    DECOMMISSION_REQUESTED,
+    DECOMMISSIONED,
+)
+
 #: prefixes operators filter the event log by most (the admin's quick filters)
 QUICK_PREFIXES = (
     f"{PREFIX}.handshake",

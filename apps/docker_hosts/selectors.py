@@ -13,7 +13,7 @@ from powernode import secretbox
 from powernode.db import columns, text_datetime
 from powernode.errors import NotFound
 
-RUNTIME = "docker"
+RUNTIME = Module.Runtime.DOCKER.value
 
 
 def host_get(*, host_id: str) -> DockerHost:
@@ -45,6 +45,17 @@ def latest_host_for_instance(*, instance_id: Any) -> DockerHost | None:
     return DockerHost.objects.filter(node_instance_id=instance_id).order_by("-created_at").first()
 
 
+def live_host_id(*, instance_id: Any) -> str | None:
+    """The id of the instance's live (not decommissioned) host, or None."""
+    return (
+        DockerHost.objects.filter(node_instance_id=instance_id)
+        .exclude(status=DockerHost.Status.DECOMMISSIONED)
+        .order_by("-created_at")
+        .values_list("id", flat=True)
+        .first()
+    )
+
+
 def docker_assignment_for_template(*, template_id: Any) -> ModuleAssignment | None:
     """The (newest) assignment of a docker-runtime module to the template, or None."""
     return (
@@ -72,14 +83,14 @@ def provisioning_wanted(*, assigned_at: datetime | None, host: DockerHost | None
     return True
 
 
-def runtime_orders(*, host: DockerHost | None, assigned: dict[str, datetime]) -> list[dict[str, Any]]:
+def runtime_orders(*, host: DockerHost | None, assigned_at: datetime | None) -> list[dict[str, Any]]:
     """The docker orders of a heartbeat answer (docs/AGENT_PROTOCOL.md), given the instance's newest host.
 
-    ``assigned`` maps each runtime assigned to the instance's template to its newest assignment time.
+    ``assigned_at``: when docker-engine was (most recently) assigned to the instance's template, or None.
     """
     if host is not None and host.status == DockerHost.Status.DECOMMISSIONING:
         return [{"runtime": RUNTIME, "action": "decommission", "host_id": host.id}]
-    if provisioning_wanted(assigned_at=assigned.get(Module.Runtime.DOCKER), host=host):
+    if provisioning_wanted(assigned_at=assigned_at, host=host):
         live = host is not None and host.status != DockerHost.Status.DECOMMISSIONED
         return [{"runtime": RUNTIME, "action": "provision", "host_id": host.id if live else None}]
     return []
@@ -88,17 +99,17 @@ def runtime_orders(*, host: DockerHost | None, assigned: dict[str, datetime]) ->
 def latest_host_union_part() -> str:
     """This app's part of the heartbeat's one SELECT (apps.nodes.heartbeat): the instance's newest host.
 
-    Nine text columns like the other parts: kind, sort key, then id, status, decommissioned_at.
+    Nine text columns like the other parts: the runtime's name, sort key, then id, status, decommissioned_at.
     """
     meta, col = DockerHost._meta, columns(DockerHost)
     return (
-        f"SELECT 'h', NULL, h.id, h.{col['status']}, CAST(h.{col['decommissioned_at']} AS TEXT), "
+        f"SELECT '{RUNTIME}', NULL, h.id, h.{col['status']}, CAST(h.{col['decommissioned_at']} AS TEXT), "
         f"NULL, NULL, NULL, NULL FROM (SELECT * FROM {meta.db_table} WHERE {col['node_instance']} = %s "
         f"ORDER BY {col['created_at']} DESC LIMIT 1) AS h"
     )
 
 
-def host_from_union_row(cols: list[Any]) -> DockerHost:
+def host_from_union_row(cols: tuple[Any, ...] | list[Any]) -> DockerHost:
     host_id, status, decommissioned_at = cols[:3]
     return DockerHost(id=host_id, status=status, decommissioned_at=text_datetime(decommissioned_at))
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from apps.docker_hosts.handshake import PHASES, RUNTIMES
 from apps.docker_hosts.models import DockerHost
+from apps.docker_hosts.phases import HANDSHAKE_PHASES
+from apps.modules.models import Module
 
 
 class DockerHostSerializer(serializers.ModelSerializer):
@@ -36,8 +37,8 @@ class DockerHostSerializer(serializers.ModelSerializer):
 class HandshakeInputSerializer(serializers.Serializer):
     """For the API schema only: the phase machine validates bodies itself (apps.docker_hosts.handshake)."""
 
-    runtime = serializers.ChoiceField(choices=list(RUNTIMES))
-    phase = serializers.ChoiceField(choices=list(PHASES))
+    runtime = serializers.ChoiceField(choices=[Module.Runtime.DOCKER.value])
+    phase = serializers.ChoiceField(choices=list(HANDSHAKE_PHASES))
     csr_pem = serializers.CharField(required=False, help_text="wants_cert: the daemon's Ed25519 CSR")
     version = serializers.CharField(required=False, help_text="ready: the engine version")
     error = serializers.CharField(required=False, help_text="failed: what went wrong")

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.db import connections, transaction
 
+from apps.docker_hosts import kinds
 from apps.docker_hosts.models import DOCKER_TLS_PORT, DockerHost
 from apps.docker_hosts.services import docker_host_request_decommission, docker_hosts_end_for_instance
 from apps.events.models import Event
@@ -41,17 +42,8 @@ from apps.sdwan.models import SdwanNetwork
 from apps.sdwan.services import network_create, peer_attach
 from powernode.actors import Actor
 
-EXPECTED_EVENTS = [
-    "system.docker.module.assigned",
-    "system.docker.runtime.installing",
-    "system.docker.handshake.wants_cert",
-    "system.docker.handshake.cert_signed",
-    "system.docker.handshake.wants_config",
-    "system.docker.handshake.ready",
-    "system.docker.provisioned",
-    "system.docker.decommission.requested",
-    "system.docker.decommissioned",
-]
+#: the smoke walks a host from assignment to decommissioned: both sequences of DESIGN §3, in order
+EXPECTED_EVENTS = [*kinds.PROVISIONING_SEQUENCE, *kinds.DECOMMISSION_SEQUENCE]
 ENGINE_VERSION = "20.10.24-smoke"
 
 
@@ -395,15 +387,15 @@ class SmokeRun:
     def events_in_order(self) -> str:
         s = self.state
         assigned = Event.objects.filter(
-            kind="system.docker.module.assigned", data__template_id=str(s.template.id)
+            kind=kinds.MODULE_ASSIGNED, data__template_id=str(s.template.id)
         ).values_list("kind", flat=True)
-        kinds = list(assigned) + list(
-            Event.objects.filter(instance_id=s.instance.id, kind__startswith="system.docker.")
+        recorded = list(assigned) + list(
+            Event.objects.filter(instance_id=s.instance.id, kind__startswith=f"{kinds.PREFIX}.")
             .order_by("occurred_at", "id")
             .values_list("kind", flat=True)
         )
-        check(kinds == EXPECTED_EVENTS, f"events {kinds}, expected {EXPECTED_EVENTS}")
-        return f"{len(kinds)} events"
+        check(recorded == EXPECTED_EVENTS, f"events {recorded}, expected {EXPECTED_EVENTS}")
+        return f"{len(recorded)} events"
 
     # cleanup: also after a failure, also when only some objects were made
     def cleanup(self) -> str:

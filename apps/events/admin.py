@@ -2,8 +2,8 @@
 
 from django.contrib import admin
 
+from apps.events.admin_pages import EventListMixin, HostFilter, InstanceFilter, KindPrefixFilter
 from apps.events.models import Event
-from apps.system.admin_pages import EventListMixin, HostFilter, InstanceFilter, KindPrefixFilter
 
 
 @admin.register(Event)

@@ -1,15 +1,16 @@
-"""Assigning catalog modules to node templates, with the lifecycle and SDWAN preconditions."""
+"""Assigning catalog modules to node templates: the lifecycle gate, and each runtime's own preconditions."""
 
 from __future__ import annotations
 
 from django.db import transaction
 
 from apps.events.services import event_record
+from apps.modules.kinds import assignment_kind
 from apps.modules.models import Module, ModuleAssignment
-from apps.nodes.models import NodeInstance
 from apps.nodes.services import template_get
+from powernode import runtimes
 from powernode.actors import Actor
-from powernode.errors import ConflictError, MissingSdwanPeerError, ModuleNotLiveError, NotFound
+from powernode.errors import ConflictError, ModuleNotLiveError, NotFound
 
 
 def module_get(*, module_id: str) -> Module:
@@ -19,20 +20,18 @@ def module_get(*, module_id: str) -> Module:
         raise NotFound(f"No module with id {module_id}.", details={"module_id": str(module_id)})
 
 
-def assignment_event_prefix(module: Module) -> str:
-    return f"system.{module.runtime}.module" if module.runtime != Module.Runtime.NONE else "system.module"
-
-
 @transaction.atomic
 def module_assign_to_template(
     *, template_id: str, module_id: str, override: bool = False, actor: Actor
 ) -> ModuleAssignment:
-    """Assign a module; refuses (writing nothing) unless live, or blessed with override."""
+    """Assign a module; refuses (writing nothing) unless live, or blessed with override, or while the
+    module's runtime says the template is not ready for it (Docker: an instance without an SDWAN peer)."""
     template = template_get(template_id=template_id)
     module = module_get(module_id=module_id)
     _check_lifecycle(module=module, override=override)
-    if module.runtime == Module.Runtime.DOCKER:
-        _check_every_instance_has_a_peer(template_id=template.id, template_name=template.name)
+    runtime = runtimes.get(module.runtime)
+    if runtime is not None:
+        runtime.check_assignment(template_id=template.id, template_name=template.name)
     if ModuleAssignment.objects.filter(node_template=template, module=module).exists():
         raise ConflictError(
             f"{module.name} is already assigned to template {template.name}.",
@@ -45,7 +44,7 @@ def module_assign_to_template(
         assigned_by=actor.user,
     )
     event_record(
-        kind=f"{assignment_event_prefix(module)}.assigned",
+        kind=assignment_kind(module.runtime, "assigned"),
         actor=actor,
         data={
             "assignment_id": str(assignment.id),
@@ -73,7 +72,7 @@ def module_unassign_from_template(*, template_id: str, module_id: str, actor: Ac
     assignment.delete()
     assignment.id = assignment_id
     event_record(
-        kind=f"{assignment_event_prefix(module)}.unassigned",
+        kind=assignment_kind(module.runtime, "unassigned"),
         actor=actor,
         data={"template_id": str(template.id), "module_id": str(module.id), "module": module.name},
     )
@@ -99,19 +98,3 @@ def _check_lifecycle(*, module: Module, override: bool) -> None:
         },
     )
 
-
-def _check_every_instance_has_a_peer(*, template_id, template_name: str) -> None:  # noqa: ANN001
-    peerless = list(
-        NodeInstance.objects.filter(node_template_id=template_id, sdwan_peers__isnull=True)
-        .exclude(status=NodeInstance.Status.DELETED)
-        .order_by("name")
-        .values("id", "name")
-    )
-    if peerless:
-        names = ", ".join(row["name"] for row in peerless)
-        raise MissingSdwanPeerError(
-            f"Instance(s) {names} of template {template_name} have no SDWAN peer: the Docker daemon binds "
-            "only to the instance's overlay /128 (never 0.0.0.0). Attach each with "
-            "system_sdwan_attach_peer first.",
-            details={"instances": [{"id": str(r["id"]), "name": r["name"]} for r in peerless]},
-        )

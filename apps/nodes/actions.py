@@ -18,6 +18,7 @@ from powernode.schema import name, obj, string, uuid_
         required={"name": name("unique template name")},
         optional={"description": string("free text", max_length=2000, min_length=0)},
     ),
+    example={"name": "docker-nodes", "description": "Instances that run Docker Engine"},
 )
 def create_node_template(*, actor: Actor, name: str, description: str = "") -> dict[str, Any]:
     """Create a node template: the unit modules are assigned to."""

@@ -1,9 +1,10 @@
-"""Admin for node templates (with the module assignment panel) and instances (peers, host, heartbeat)."""
+"""Admin for node templates (with the module assignment panel) and instances (peers, runtimes, heartbeat)."""
 
 from django.contrib import admin
 
+from apps.modules.admin_pages import NodeTemplateModulesMixin
+from apps.nodes.admin_pages import NodeInstanceOverviewMixin
 from apps.nodes.models import NodeInstance, NodeTemplate
-from apps.system.admin_pages import NodeInstanceOverviewMixin, NodeTemplateModulesMixin
 
 
 @admin.register(NodeTemplate)

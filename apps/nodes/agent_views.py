@@ -18,10 +18,10 @@ from apps.nodes.agent_auth import AgentPrincipal, AgentTokenAuthentication, IsAg
 from apps.nodes.heartbeat import agent_heartbeat
 from apps.sdwan import wireguard
 from powernode.errors import PayloadTooLarge, ValidationError
+from powernode.runtimes import providers as runtime_providers
 
 MAX_AGENT_BODY_BYTES = 64 * 1024
 MAX_RUNTIME_REPORT_BYTES = 4 * 1024
-DOCKER_PHASES = ["none", "installing", "wants_cert", "wants_config", "ready", "failed", "decommissioned"]
 
 
 class AgentAPIView(APIView):
@@ -92,14 +92,17 @@ def heartbeat_input(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(runtimes, dict):
         fields["runtimes"] = "must be an object"
     else:
-        docker = runtimes.get("docker")
-        if docker is not None:
-            if not isinstance(docker, dict):
-                fields["runtimes.docker"] = "must be an object"
-            elif docker.get("phase") is not None and docker.get("phase") not in DOCKER_PHASES:
-                fields["runtimes.docker.phase"] = f"must be one of {', '.join(DOCKER_PHASES)}"
-            elif docker.get("version") is not None and not isinstance(docker.get("version"), str):
-                fields["runtimes.docker.version"] = "must be a string"
+        for provider in runtime_providers():  # each registered runtime's report; other keys pass as they are
+            report = runtimes.get(provider.name)
+            if report is None:
+                continue
+            field = f"runtimes.{provider.name}"
+            if not isinstance(report, dict):
+                fields[field] = "must be an object"
+            elif report.get("phase") is not None and report.get("phase") not in provider.phases:
+                fields[f"{field}.phase"] = f"must be one of {', '.join(provider.phases)}"
+            elif report.get("version") is not None and not isinstance(report.get("version"), str):
+                fields[f"{field}.version"] = "must be a string"
         if len(json.dumps(runtimes)) > MAX_RUNTIME_REPORT_BYTES:
             fields["runtimes"] = f"must be at most {MAX_RUNTIME_REPORT_BYTES} bytes of JSON"
     if fields:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from django.apps import apps as django_apps
 from django.conf import settings
 
 from apps.modules.models import Module, ModuleAssignment
@@ -20,6 +19,8 @@ from apps.sdwan import addressing
 from apps.sdwan.models import SdwanNetwork, SdwanPeer
 from apps.sdwan.services import HUB_INDEX, instance_record_wireguard_key
 from powernode.db import columns, db_uuid, fetch, inet_text, text_datetime, uuid_text
+from powernode.runtimes import RuntimeProvider
+from powernode.runtimes import providers as runtime_providers
 
 
 def agent_heartbeat(
@@ -38,15 +39,14 @@ def agent_heartbeat(
 
 def instance_desired_state(*, instance: NodeInstance) -> dict[str, Any]:
     """What the agent should run: SDWAN memberships, assigned modules, runtime orders, the interval."""
-    rows = desired_state_rows(instance=instance)
+    providers = runtime_providers()
+    rows = desired_state_rows(instance=instance, providers=providers)
     assignments = sorted(rows["a"], key=lambda a: a["assigned_at"])
+    assigned = {a["runtime"]: a["assigned_at"] for a in assignments}  # oldest first: the newest wins
     orders: list[dict[str, Any]] = []
-    if django_apps.is_installed("apps.docker_hosts"):
-        from apps.docker_hosts.selectors import runtime_orders
-
-        orders = runtime_orders(
-            host=rows["h"][0] if rows["h"] else None,
-            assigned={a["runtime"]: a["assigned_at"] for a in assignments},  # oldest first: newest wins
+    for provider in providers:
+        orders += provider.heartbeat_orders(
+            rows=rows["runtimes"].get(provider.name, []), assigned_at=assigned.get(provider.name)
         )
     return {
         "instance_id": str(instance.id),
@@ -60,9 +60,10 @@ def instance_desired_state(*, instance: NodeInstance) -> dict[str, Any]:
 
 
 # -- the read, as SQL ------------------------------------------------------------------------------
-# One round trip for the instance's memberships, its template's modules and its newest Docker host:
-# a UNION ALL of three indexed SELECTs whose columns are all text (portable: SQLite and PostgreSQL).
-# Each app writes its own part, with table and column names taken from its models.
+# One round trip for the instance's memberships, its template's modules and each runtime's rows (the
+# Docker runtime: the newest host): a UNION ALL of indexed SELECTs whose columns are all text (portable:
+# SQLite and PostgreSQL). Each app writes its own part, with table and column names taken from its models;
+# a runtime's part comes from its provider (RuntimeProvider.heartbeat_sql) and is tagged with its name.
 
 
 def _peers_part() -> str:
@@ -84,17 +85,24 @@ def _assignments_part() -> str:
     )
 
 
-def desired_state_rows(*, instance: NodeInstance) -> dict[str, list]:
-    """The rows behind a heartbeat answer, by kind: ``p`` memberships, ``a`` assignments, ``h`` host."""
-    parts = [_peers_part(), _assignments_part()]
-    params = [db_uuid(instance.id), db_uuid(instance.node_template_id)]
-    if django_apps.is_installed("apps.docker_hosts"):
-        from apps.docker_hosts.selectors import latest_host_union_part
+@functools.lru_cache(maxsize=16)
+def _desired_state_sql(providers: tuple[RuntimeProvider, ...]) -> tuple[str, int]:
+    """The heartbeat's one SELECT for these runtimes, and how many runtime parts it has (each takes the
+    instance id). Built once per set of registered runtimes, not per heartbeat."""
+    runtime_parts = [sql for sql in (p.heartbeat_sql() for p in providers) if sql]
+    return " UNION ALL ".join([_peers_part(), _assignments_part(), *runtime_parts]), len(runtime_parts)
 
-        parts.append(latest_host_union_part())
-        params.append(db_uuid(instance.id))
-    out: dict[str, list] = {"p": [], "a": [], "h": []}
-    for kind, sort_key, *cols in fetch(" UNION ALL ".join(parts), params):
+
+def desired_state_rows(
+    *, instance: NodeInstance, providers: tuple[RuntimeProvider, ...] | None = None
+) -> dict[str, Any]:
+    """The rows behind a heartbeat answer: ``p`` memberships, ``a`` assignments, and ``runtimes``: each
+    runtime's rows (its seven value columns) by runtime name."""
+    sql, runtime_parts = _desired_state_sql(runtime_providers() if providers is None else providers)
+    instance_id = db_uuid(instance.id)
+    params = [instance_id, db_uuid(instance.node_template_id), *([instance_id] * runtime_parts)]
+    out: dict[str, Any] = {"p": [], "a": [], "runtimes": {}}
+    for kind, sort_key, *cols in fetch(sql, params):
         if kind == "p":
             out["p"].append((text_datetime(sort_key), _membership(*cols)))
         elif kind == "a":
@@ -108,9 +116,7 @@ def desired_state_rows(*, instance: NodeInstance) -> dict[str, list]:
                 }
             )
         else:
-            from apps.docker_hosts.selectors import host_from_union_row
-
-            out["h"].append(host_from_union_row(cols))
+            out["runtimes"].setdefault(kind, []).append(tuple(cols))
     return out
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from django.apps import apps as django_apps
+from typing import Any
+
+from django.utils import timezone
 from rest_framework import serializers
 
 from apps.nodes.models import NodeInstance, NodeTemplate
+from apps.nodes.selectors import heartbeat_of
+from powernode import runtimes
 
 
 class NodeTemplateSerializer(serializers.ModelSerializer):
@@ -26,10 +30,12 @@ class InstancePeerSerializer(serializers.Serializer):
 
 
 class NodeInstanceSerializer(serializers.ModelSerializer):
+    """An instance; each registered runtime adds its fields (the Docker runtime: ``docker_host_id``)."""
+
     node_template_id = serializers.UUIDField(read_only=True)
     sdwan_peers = serializers.SerializerMethodField()
-    docker_host_id = serializers.SerializerMethodField()
     heartbeat_age_s = serializers.SerializerMethodField()
+    stale = serializers.SerializerMethodField(help_text="no heartbeat for 1.5× the interval (or never)")
 
     class Meta:
         model = NodeInstance
@@ -41,9 +47,9 @@ class NodeInstanceSerializer(serializers.ModelSerializer):
             "agent_version",
             "last_heartbeat_at",
             "heartbeat_age_s",
+            "stale",
             "wireguard_public_key",
             "sdwan_peers",
-            "docker_host_id",
             "created_at",
         ]
 
@@ -53,15 +59,16 @@ class NodeInstanceSerializer(serializers.ModelSerializer):
             for p in obj.sdwan_peers.all()
         ]
 
-    def get_docker_host_id(self, obj: NodeInstance) -> str | None:
-        if not django_apps.is_installed("apps.docker_hosts"):
-            return None
-        host = obj.docker_hosts.exclude(status="decommissioned").order_by("-created_at").first()
-        return host.id if host else None
-
     def get_heartbeat_age_s(self, obj: NodeInstance) -> float | None:
-        from django.utils import timezone
-
         if obj.last_heartbeat_at is None:
             return None
         return round((timezone.now() - obj.last_heartbeat_at).total_seconds(), 1)
+
+    def get_stale(self, obj: NodeInstance) -> bool:
+        return heartbeat_of(obj).stale
+
+    def to_representation(self, instance: NodeInstance) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        for provider in runtimes.providers():
+            data.update(provider.instance_fields(instance))
+        return data

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.apps import apps as django_apps
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.events.services import event_record
+from apps.nodes import kinds
 from apps.nodes.models import NodeInstance, NodeTemplate
-from powernode import tokens
+from powernode import runtimes, tokens
 from powernode.actors import Actor
 from powernode.errors import ConflictError, NotFound
 
@@ -43,7 +43,7 @@ def template_create(*, name: str, description: str = "", actor: Actor) -> NodeTe
     template = NodeTemplate(name=name, description=description)
     template.full_clean()
     template.save()
-    event_record(kind="system.template.created", actor=actor, data={"template_id": str(template.id), "name": name})
+    event_record(kind=kinds.TEMPLATE_CREATED, actor=actor, data={"template_id": str(template.id), "name": name})
     return template
 
 
@@ -63,7 +63,7 @@ def instance_provision(*, template_id: str, name: str, actor: Actor) -> Provisio
     except IntegrityError:
         raise ConflictError(f"A node instance named {name!r} already exists.", details={"name": name})
     event_record(
-        kind="system.instance.provisioned",
+        kind=kinds.INSTANCE_PROVISIONED,
         actor=actor,
         instance_id=instance.id,
         data={"name": name, "template_id": str(template.id)},
@@ -80,7 +80,7 @@ def instance_rotate_agent_token(*, instance_id: str, actor: Actor) -> str:
     new = tokens.make_token(tokens.AGENT)
     instance.agent_token_prefix, instance.agent_token_hash = new.prefix, new.token_hash
     instance.save(update_fields=["agent_token_prefix", "agent_token_hash"])
-    event_record(kind="system.instance.agent_token_rotated", actor=actor, instance_id=instance.id)
+    event_record(kind=kinds.INSTANCE_AGENT_TOKEN_ROTATED, actor=actor, instance_id=instance.id)
     return new.token
 
 
@@ -108,7 +108,7 @@ def instance_record_heartbeat(
             )
             if came_online:
                 event_record(
-                    kind="system.instance.online",
+                    kind=kinds.INSTANCE_ONLINE,
                     actor=Actor.for_agent(instance),
                     instance_id=instance.id,
                     data={"agent_version": agent_version},
@@ -123,7 +123,8 @@ def instance_record_heartbeat(
 
 @transaction.atomic
 def instance_delete(*, instance_id: str, actor: Actor) -> NodeInstance:
-    """Remove an instance: status deleted, agent token revoked, its Docker host decommissioned at once.
+    """Remove an instance: status deleted, agent token revoked, every runtime on it ended at once (the
+    Docker runtime decommissions its host).
 
     The row stays (events and certificates point at it). Deleting twice is a 404 the second time.
     """
@@ -134,11 +135,8 @@ def instance_delete(*, instance_id: str, actor: Actor) -> NodeInstance:
     instance.agent_token_hash = ""  # no token hashes to "": the old token stops working at once
     instance.save(update_fields=["status", "agent_token_hash"])
     event_record(
-        kind="system.instance.deleted", actor=actor, instance_id=instance.id, data={"name": instance.name}
+        kind=kinds.INSTANCE_DELETED, actor=actor, instance_id=instance.id, data={"name": instance.name}
     )
-    if django_apps.is_installed("apps.docker_hosts"):
-        # Imported here: docker_hosts builds on nodes, not the other way round.
-        from apps.docker_hosts.services import docker_hosts_end_for_instance
-
-        docker_hosts_end_for_instance(instance=instance, actor=actor)
+    for provider in runtimes.providers():
+        provider.end_for_instance(instance=instance, actor=actor)
     return instance

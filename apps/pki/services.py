@@ -21,10 +21,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.events.services import event_record
+from apps.pki import kinds
 from apps.pki.adapters.base import CaAdapter, IssuedKeypair, SignedCertificate, canonical_serial
 from apps.pki.adapters.local import LocalCaAdapter
 from apps.pki.adapters.vault import VaultCaAdapter
-from apps.pki.kv import kv_configured, kv_write_after_commit
+from apps.pki.kv import kv_configured
 from apps.pki.models import IssuedCertificate, VaultKvOutbox
 from powernode.actors import Actor
 from powernode.errors import NotFound, ValidationError
@@ -144,7 +145,7 @@ def _record(
             row.full_clean(validate_unique=False, validate_constraints=False)
             row.save(force_insert=True)
             event_record(
-                kind="system.pki.certificate.issued",
+                kind=kinds.CERTIFICATE_ISSUED,
                 actor=actor,
                 host_id=host_id or "",
                 data={
@@ -238,39 +239,6 @@ def ca_issue_client_keypair(
     )
 
 
-def platform_client_kv_path(host_id: str) -> str:
-    """Where the platform's client keypair for a host lives in Vault KV (under VAULT_KV_MOUNT)."""
-    return f"powernode/hosts/{host_id}/platform-client"
-
-
-def ca_platform_client_for_host(
-    *, host_id: str, ttl: dt.timedelta | None = None, actor: Actor | None = None
-) -> IssuedClientKeypair:
-    """Issue the platform's client keypair for ``host_id`` (CN ``platform:<host_id>``); queue its Vault copy.
-
-    Call inside the transaction that mirrors the keypair onto the DockerHost row (key encrypted with
-    ``powernode.secretbox``): the KV write is recorded in that transaction and sent after commit; a
-    failed send stays in the outbox for ``vault_sync``. Without Vault configured it is recorded as skipped.
-    """
-    issued = ca_issue_client_keypair(
-        kind=IssuedCertificate.Kind.PLATFORM_CLIENT,
-        common_name=f"platform:{host_id}",
-        host_id=host_id,
-        ttl=ttl,
-        actor=actor,
-    )
-    kv_write_after_commit(
-        path=platform_client_kv_path(host_id),
-        data={
-            "serial": issued.certificate.serial,
-            "cert_pem": issued.cert_pem,
-            "key_pem": issued.key_pem,
-            "chain_pem": issued.chain_pem,
-        },
-    )
-    return issued
-
-
 def ca_revoke(*, serial: str, reason: str = "", actor: Actor | None = None) -> IssuedCertificate:
     """Revoke one issued certificate at the CA (its CRL) and mark its row; already revoked is a no-op.
 
@@ -305,7 +273,7 @@ def ca_revoke(*, serial: str, reason: str = "", actor: Actor | None = None) -> I
         row.refresh_from_db()
         if updated:
             event_record(
-                kind="system.pki.certificate.revoked",
+                kind=kinds.CERTIFICATE_REVOKED,
                 actor=actor,
                 host_id=row.host_id,
                 data={

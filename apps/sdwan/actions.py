@@ -21,6 +21,7 @@ from powernode.schema import name, obj, string, uuid_
             "hub_endpoint": string("host:port where peers reach the hub", max_length=255),
         },
     ),
+    example={"name": "net-a", "prefix": "fd00:abcd:1::/64"},
 )
 def create_network(*, actor: Actor, name: str, prefix: str | None = None, hub_endpoint: str = "") -> dict[str, Any]:
     """Create a WireGuard overlay network with its hub key; the hub takes the prefix's ::1."""

@@ -9,7 +9,7 @@ from django.db.models import F
 
 from apps.events.services import event_record
 from apps.nodes.services import instance_get
-from apps.sdwan import addressing, wireguard
+from apps.sdwan import addressing, kinds, wireguard
 from apps.sdwan.models import AccessGrant, SdwanNetwork, SdwanPeer
 from powernode import secretbox
 from powernode.actors import Actor
@@ -66,7 +66,7 @@ def network_create(*, name: str, prefix: str | None = None, hub_endpoint: str = 
         public_key=hub.public_key,
     )
     event_record(
-        kind="system.sdwan.network.created",
+        kind=kinds.NETWORK_CREATED,
         actor=actor,
         data={"network_id": str(network.id), "name": name, "prefix": network.prefix},
     )
@@ -107,7 +107,7 @@ def peer_attach(*, network_id: str, node_instance_id: str, actor: Actor) -> Sdwa
             details={"network_id": str(network.id), "node_instance_id": str(instance.id)},
         )
     event_record(
-        kind="system.sdwan.peer.attached",
+        kind=kinds.PEER_ATTACHED,
         actor=actor,
         instance_id=instance.id,
         data={"network_id": str(network.id), "peer_id": str(peer.id), "overlay_address": address},
@@ -139,7 +139,7 @@ def access_grant_create(*, network_id: str, device_name_hint: str, actor: Actor)
         allowed_ips=network.prefix,
     )
     event_record(
-        kind="system.sdwan.access_grant.created",
+        kind=kinds.ACCESS_GRANT_CREATED,
         actor=actor,
         data={
             "network_id": str(network.id),
@@ -161,7 +161,5 @@ def instance_record_wireguard_key(*, instance, public_key: str) -> None:  # noqa
     type(instance).objects.filter(pk=instance.pk).update(wireguard_public_key=public_key)
     instance.wireguard_public_key = public_key
     SdwanPeer.objects.filter(node_instance=instance).update(public_key=public_key)
-    event_record(
-        kind="system.sdwan.peer.key_reported", instance_id=instance.id, data={"public_key": public_key}
-    )
+    event_record(kind=kinds.PEER_KEY_REPORTED, instance_id=instance.id, data={"public_key": public_key})
 

@@ -4,33 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.apps import apps as django_apps
-from django.conf import settings
-
 from apps.modules.models import ModuleAssignment
 from apps.nodes.models import NodeInstance
+from apps.pki.services import ca_status
 from apps.sdwan.models import SdwanNetwork
+from powernode import runtimes
 
 
 def provisioning_status() -> dict[str, Any]:
-    status: dict[str, Any]
-    if django_apps.is_installed("apps.pki"):
-        from apps.pki.services import ca_status
-
-        status = dict(ca_status())
-    else:
-        configured = bool(getattr(settings, "VAULT_ADDR", "") and getattr(settings, "VAULT_TOKEN", ""))
-        status = {
-            "ca_adapter": "VaultCaAdapter" if configured else "LocalCaAdapter",
-            "vault": {"configured": configured, "reachable": None},
-        }
+    """``platform_provisioning_status``: the CA and Vault, counts, and each runtime's part (Docker: hosts)."""
+    status: dict[str, Any] = dict(ca_status())
     status["counts"] = {
         "instances": NodeInstance.objects.exclude(status=NodeInstance.Status.DELETED).count(),
         "networks": SdwanNetwork.objects.count(),
         "assignments": ModuleAssignment.objects.count(),
     }
-    if django_apps.is_installed("apps.docker_hosts"):
-        from apps.docker_hosts.selectors import host_status_counts
-
-        status["docker_hosts"] = host_status_counts()
+    for provider in runtimes.providers():
+        status.update(provider.status())
     return status

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
-
-from tests.handshake.conftest import AgentClient, handshake_ca_dir, local_ca  # noqa: F401 - fixtures
 
 VIEW_MODELS = [
     ("nodes", "view_nodetemplate"),
@@ -46,27 +42,6 @@ def viewer_client(viewer) -> Client:
     client = Client()
     client.force_login(viewer)
     return client
-
-
-@pytest.fixture
-def assigned(api, fleet) -> dict[str, Any]:
-    """The tutorial's fleet with docker-engine assigned, and the instance's agent (test client)."""
-    api.ok(
-        "system_assign_module_to_template",
-        {"template_id": fleet["template"]["id"], "module_id": str(fleet["docker_module"].id)},
-    )
-    return {**fleet, "agent": AgentClient(fleet["agent_token"])}
-
-
-@pytest.fixture
-def pending_host(assigned) -> dict[str, Any]:
-    """A host that got its certificate and waits for wants_config."""
-    from tests.pki.helpers import make_csr
-
-    agent = assigned["agent"]
-    agent.ok("installing")
-    host_id = agent.ok("wants_cert", csr_pem=make_csr())["host_id"]
-    return {**assigned, "host_id": host_id}
 
 
 def messages_of(response) -> list[str]:  # noqa: ANN001

@@ -6,19 +6,19 @@ import datetime as dt
 
 from django.utils import timezone
 
-from apps.nodes.models import NodeInstance
-from apps.system import dashboard
+from apps.nodes.models import NodeInstance, NodeTemplate
+from apps.nodes.selectors import heartbeat_of, stale_after
+from tests.factories import NodeInstanceFactory
 
 
 def test_index_shows_hosts_by_status_stale_instances_failures_and_events(
     root_client, api, pending_host, settings
 ):
     settings.POWERNODE_HEARTBEAT_INTERVAL_S = 60
-    quiet = api.ok(
-        "system_provision_instance", {"template_id": pending_host["template"]["id"], "name": "quiet-3"}
-    )
-    NodeInstance.objects.filter(pk=quiet["instance"]["id"]).update(
-        last_heartbeat_at=timezone.now() - dt.timedelta(seconds=91)
+    NodeInstanceFactory(
+        node_template=NodeTemplate.objects.get(pk=pending_host["template"]["id"]),
+        name="quiet-3",
+        last_heartbeat_at=timezone.now() - dt.timedelta(seconds=91),
     )
     pending_host["agent"].heartbeat()
     pending_host["agent"].ok("failed", error="dockerd exited: bind: cannot assign requested address")
@@ -42,9 +42,11 @@ def test_stale_is_one_and_a_half_intervals(settings):
     now = timezone.now()
     fresh = NodeInstance(last_heartbeat_at=now - dt.timedelta(seconds=89))
     stale = NodeInstance(last_heartbeat_at=now - dt.timedelta(seconds=91))
-    assert dashboard.heartbeat_of(fresh, now=now).state == "fresh"
-    assert dashboard.heartbeat_of(stale, now=now).state == "stale"
-    assert dashboard.heartbeat_of(NodeInstance(), now=now).state == "never"
+    assert stale_after() == dt.timedelta(seconds=90)
+    assert heartbeat_of(fresh, now=now).state == "fresh"
+    assert heartbeat_of(stale, now=now).state == "stale"
+    assert heartbeat_of(NodeInstance(), now=now).state == "never"
+    assert [heartbeat_of(i, now=now).stale for i in (fresh, stale, NodeInstance())] == [False, True, True]
 
 
 def test_events_are_hidden_without_events_view(db, django_user_model, client):

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.events.models import Event
-from apps.system.admin_pages import BoundedCountPaginator
+from powernode.admin_kit import BoundedCountPaginator
 
 URL = "/admin/events/event/"
 

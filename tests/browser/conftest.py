@@ -6,21 +6,17 @@ this thread, so Django's async-safety check must be off for the whole run, datab
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.handshake.conftest import handshake_ca_dir, local_ca  # noqa: F401 - fixtures
+from tests.agents import AgentClient
 from tests.needs import need
-from tests.pki.helpers import make_csr
 
 CHROMIUM = os.environ.get("POWERNODE_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(os.environ.get("POWERNODE_ARTIFACTS", "var/artifacts")) / "screenshots"
@@ -106,43 +102,10 @@ def login(page: Any, base_url: str, username: str, password: str) -> None:
     assert "/admin/login/" not in page.url, page.content()[:2000]
 
 
-class HttpAgent:
-    """An agent over real HTTP to the live server (urllib), with its instance's token."""
-
-    def __init__(self, base_url: str, token: str) -> None:
-        self.base_url = base_url
-        self.token = token
-
-    def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        request = urllib.request.Request(
-            f"{self.base_url}{path}",
-            data=json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the live server
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
-
-    def handshake(self, phase: str, **fields: Any) -> dict[str, Any]:
-        status, body = self.post("/api/v1/runtime/handshake", {"runtime": "docker", "phase": phase, **fields})
-        assert status == 200, (phase, status, body)
-        return body
-
-    def heartbeat(self) -> dict[str, Any]:
-        status, body = self.post(
-            "/api/v1/agent/heartbeat", {"agent_version": "0.1.0", "runtimes": {"docker": {"phase": "none"}}}
-        )
-        assert status == 200, (status, body)
-        return body
-
-
 class BackgroundAgent(threading.Thread):
     """Plays the handshake in steps: each ``go()`` lets the next batch of phases run."""
 
-    def __init__(self, agent: HttpAgent, steps: list[Callable[[HttpAgent], Any]]) -> None:
+    def __init__(self, agent: AgentClient, steps: list[Callable[[AgentClient], Any]]) -> None:
         super().__init__(daemon=True)
         self.agent = agent
         self.steps = steps
@@ -181,6 +144,3 @@ class BackgroundAgent(threading.Thread):
             raise self.error
         return self.results[index]
 
-
-def csr() -> str:
-    return make_csr()

@@ -16,7 +16,9 @@ from apps.docker_hosts.models import DockerHost
 from apps.events.models import Event
 from apps.modules.models import ModuleAssignment
 from apps.nodes.models import NodeInstance
-from tests.browser.conftest import BackgroundAgent, HttpAgent, csr, login
+from tests.agents import AgentClient
+from tests.browser.conftest import BackgroundAgent, login
+from tests.csr import make_csr
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -78,12 +80,12 @@ def test_assign_watch_handshake_and_decommission(page, shoot, live_server, opera
 
     # -- an agent plays the handshake over HTTP; the host page follows without a manual reload ---------
     agent = BackgroundAgent(
-        HttpAgent(base, fleet["agent_token"]),
+        AgentClient(fleet["agent_token"], base_url=base),
         [
-            lambda a: (a.heartbeat(), a.handshake("installing"), a.handshake("wants_cert", csr_pem=csr())),
-            lambda a: (a.handshake("wants_config"), a.handshake("ready", version="20.10.24")),
-            lambda a: a.heartbeat(),
-            lambda a: a.handshake("decommissioned", host_id=a.host_id),
+            lambda a: (a.heartbeat_ok(), a.ok("installing"), a.ok("wants_cert", csr_pem=make_csr())),
+            lambda a: (a.ok("wants_config"), a.ok("ready", version="20.10.24")),
+            lambda a: a.heartbeat_ok(),
+            lambda a: a.ok("decommissioned", host_id=a.host_id),
         ],
     )
     agent.start()
@@ -166,10 +168,10 @@ def test_a_failed_handshake_reaches_the_dashboard_and_host_page(
         "system_assign_module_to_template",
         {"template_id": fleet["template"]["id"], "module_id": str(fleet["docker_module"].id)},
     )
-    agent = HttpAgent(live_server.url, fleet["agent_token"])
-    host_id = agent.handshake("wants_cert", csr_pem=csr())["host_id"]
-    agent.handshake("wants_config")
-    agent.handshake("failed", error="dockerd: open /etc/docker/powernode/key.pem: permission denied")
+    agent = AgentClient(fleet["agent_token"], base_url=live_server.url)
+    host_id = agent.ok("wants_cert", csr_pem=make_csr())["host_id"]
+    agent.ok("wants_config")
+    agent.ok("failed", error="dockerd: open /etc/docker/powernode/key.pem: permission denied")
 
     login(page, live_server.url, "ops-root", "pw-ops-root")
     expect(page.locator(".pn-card-failed .pn-card-n")).to_have_text("1")
@@ -194,8 +196,8 @@ def test_without_docker_provision_no_controls_and_crafted_posts_are_refused(
         "system_assign_module_to_template",
         {"template_id": fleet["template"]["id"], "module_id": str(fleet["docker_module"].id)},
     )
-    agent = HttpAgent(live_server.url, fleet["agent_token"])
-    host_id = agent.handshake("wants_cert", csr_pem=csr())["host_id"]
+    agent = AgentClient(fleet["agent_token"], base_url=live_server.url)
+    host_id = agent.ok("wants_cert", csr_pem=make_csr())["host_id"]
     viewer = django_user_model.objects.create_user("viewer", password="pw-viewer", is_staff=True)
     for app_label, codename in VIEW_MODELS:
         viewer.user_permissions.add(
@@ -255,22 +257,22 @@ def test_a_fleet_at_a_glance(page, shoot, live_server, operator, fleet, api):
         "system_assign_module_to_template",
         {"template_id": template_id, "module_id": str(fleet["docker_module"].id)},
     )
-    agents = {"node-1": HttpAgent(live_server.url, fleet["agent_token"])}
+    agents = {"node-1": AgentClient(fleet["agent_token"], base_url=live_server.url)}
     for name in ("node-2", "node-3", "node-4", "node-5"):
         made = api.ok("system_provision_instance", {"template_id": template_id, "name": name})
         api.ok(
             "system_sdwan_attach_peer", {"network_id": network_id, "node_instance_id": made["instance"]["id"]}
         )
-        agents[name] = HttpAgent(live_server.url, made["agent_token"])
+        agents[name] = AgentClient(made["agent_token"], base_url=live_server.url)
     for agent in agents.values():
-        agent.heartbeat()
-        agent.handshake("installing")
-        agent.host_id = agent.handshake("wants_cert", csr_pem=csr())["host_id"]
+        agent.heartbeat_ok()
+        agent.ok("installing")
+        agent.host_id = agent.ok("wants_cert", csr_pem=make_csr())["host_id"]
     for name in ("node-1", "node-2", "node-3"):
-        agents[name].handshake("wants_config")
+        agents[name].ok("wants_config")
     for name in ("node-1", "node-2"):
-        agents[name].handshake("ready", version="20.10.24")
-    agents["node-3"].handshake(
+        agents[name].ok("ready", version="20.10.24")
+    agents["node-3"].ok(
         "failed", error="dockerd: listen tcp [fd00:abcd:1::4]:2376: bind: address not available"
     )
     api.ok("system_decommission_docker_runtime", {"host_id": agents["node-2"].host_id})

@@ -77,10 +77,11 @@ def test_oversize_body_is_413(api):
     assert status == 413 and body["error"]["type"] == "PayloadTooLarge"
 
 
-def test_wrong_method_is_405_in_error_shape(api):
-    response = api.client.get("/api/v1/actions/system_list_modules")
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_wrong_method_is_405_in_error_shape(api, method):
+    response = getattr(api.client, method)("/api/v1/actions/system_list_modules")
     assert response.status_code == 405
-    assert "error" in response.json()
+    assert response.json()["error"]["type"] == "MethodNotAllowed"
 
 
 @pytest.mark.parametrize(

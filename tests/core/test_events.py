@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
+from apps.docker_hosts.kinds import DECOMMISSION_SEQUENCE, PROVISIONING_SEQUENCE
 from apps.events.models import Event
 from apps.events.selectors import events_recent
 from apps.events.services import event_record
@@ -29,22 +30,32 @@ def test_an_undeclared_kind_is_refused_and_nothing_is_written(db):
     assert not Event.objects.exists()
 
 
+# DESIGN §3, spelled as the design spells it: the one place outside the catalogue that writes these out
+DESIGN_PROVISIONING = (
+    "system.docker.module.assigned",
+    "system.docker.runtime.installing",
+    "system.docker.handshake.wants_cert",
+    "system.docker.handshake.cert_signed",
+    "system.docker.handshake.wants_config",
+    "system.docker.handshake.ready",
+    "system.docker.provisioned",
+)
+DESIGN_DECOMMISSION = ("system.docker.decommission.requested", "system.docker.decommissioned")
+DESIGN_OTHER_KINDS = (
+    "system.docker.handshake.failed",
+    "system.docker.module.unassigned",
+    "system.sdwan.peer.attached",
+    "system.sdwan.access_grant.created",
+)
+
+
+def test_the_catalogues_sequences_are_design_section_3():
+    assert PROVISIONING_SEQUENCE == DESIGN_PROVISIONING
+    assert DECOMMISSION_SEQUENCE == DESIGN_DECOMMISSION
+
+
 def test_every_kind_in_design_section_3_is_declared():
-    for kind in (
-        "system.docker.module.assigned",
-        "system.docker.runtime.installing",
-        "system.docker.handshake.wants_cert",
-        "system.docker.handshake.cert_signed",
-        "system.docker.handshake.wants_config",
-        "system.docker.handshake.ready",
-        "system.docker.provisioned",
-        "system.docker.handshake.failed",
-        "system.docker.decommission.requested",
-        "system.docker.decommissioned",
-        "system.docker.module.unassigned",
-        "system.sdwan.peer.attached",
-        "system.sdwan.access_grant.created",
-    ):
+    for kind in (*DESIGN_PROVISIONING, *DESIGN_DECOMMISSION, *DESIGN_OTHER_KINDS):
         assert event_kinds.is_declared(kind), kind
 
 

@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 
 from apps.sdwan.models import SdwanPeer
+from tests.factories import NodeInstanceFactory, NodeTemplateFactory, SdwanNetworkFactory
 from tests.needs import need_postgres, need_root, need_tools
 
 
@@ -67,14 +68,10 @@ def test_attach_allocates_sequential_addresses_and_refuses_twice(api, fleet):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_attaches_never_share_an_address(admin_actor):
     need_postgres()
-    from apps.nodes.services import instance_provision, template_create
-    from apps.sdwan.services import network_create, peer_attach
+    from apps.sdwan.services import peer_attach
 
-    template = template_create(name="race", actor=admin_actor)
-    network = network_create(name="race-net", prefix="fd00:race::/64".replace("race", "4ace"), actor=admin_actor)
-    instances = [
-        instance_provision(template_id=template.id, name=f"r{i}", actor=admin_actor).instance for i in range(24)
-    ]
+    network = SdwanNetworkFactory(name="race-net", prefix="fd00:4ace::/64", actor=admin_actor)
+    instances = NodeInstanceFactory.create_batch(24, node_template=NodeTemplateFactory(name="race"), actor=admin_actor)
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
 
@@ -104,13 +101,11 @@ def test_concurrent_attaches_never_share_an_address(admin_actor):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_double_attach_of_one_instance_gives_one_peer(admin_actor):
     need_postgres()
-    from apps.nodes.services import instance_provision, template_create
-    from apps.sdwan.services import network_create, peer_attach
+    from apps.sdwan.services import peer_attach
     from powernode.errors import AlreadyAttachedError
 
-    template = template_create(name="race2", actor=admin_actor)
-    network = network_create(name="race2-net", actor=admin_actor)
-    inst = instance_provision(template_id=template.id, name="dup", actor=admin_actor).instance
+    network = SdwanNetworkFactory(name="race2-net", actor=admin_actor)
+    inst = NodeInstanceFactory(name="dup", actor=admin_actor)
     barrier = threading.Barrier(6)
     outcomes: list[str] = []
 

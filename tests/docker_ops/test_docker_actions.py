@@ -17,8 +17,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.core.management import call_command
 
 from apps.events.models import Event
+from tests.csr import make_csr
 from tests.handshake.conftest import assert_error
-from tests.pki.helpers import make_csr
 
 UNKNOWN_HOST = "host-00000000-0000-7000-8000-000000000000"
 

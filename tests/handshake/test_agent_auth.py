@@ -9,8 +9,9 @@ from apps.docker_hosts.models import DockerHost
 from apps.nodes.models import NodeInstance
 from apps.nodes.services import instance_delete
 from powernode.actors import Actor
-from tests.handshake.conftest import HANDSHAKE, HEARTBEAT, AgentClient, assert_error, state_counts
-from tests.pki.helpers import make_csr
+from tests.agents import HANDSHAKE, HEARTBEAT, AgentClient
+from tests.csr import make_csr
+from tests.handshake.conftest import assert_error, state_counts
 
 ENDPOINTS = [HEARTBEAT, HANDSHAKE]
 

@@ -11,9 +11,9 @@ from django.db import connection
 
 from apps.docker_hosts.models import DockerHost
 from apps.pki.models import IssuedCertificate
-from tests.handshake.conftest import AgentClient
+from tests.agents import AgentClient
+from tests.csr import make_csr
 from tests.needs import need_postgres
-from tests.pki.helpers import make_csr
 
 # the Platform admins group is re-made after each flush (post_migrate in apps.system)
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -5,19 +5,17 @@ from __future__ import annotations
 import pytest
 from cryptography import x509
 
+from apps.docker_hosts.kinds import DECOMMISSION_SEQUENCE, PROVISIONING_SEQUENCE
 from apps.docker_hosts.models import DockerHost
 from apps.events.models import Event
 from apps.nodes.services import instance_delete
 from apps.pki.models import IssuedCertificate, VaultKvOutbox
 from apps.pki.services import ca_crl_pem
+from tests.csr import make_csr
 from tests.handshake.conftest import assert_error, state_counts
-from tests.pki.helpers import make_csr
 
-END_SEQUENCE = [
-    "system.docker.provisioned",
-    "system.docker.decommission.requested",
-    "system.docker.decommissioned",
-]
+# the host's last docker events: provisioned, then the decommission sequence (DESIGN §3)
+END_SEQUENCE = [PROVISIONING_SEQUENCE[-1], *DECOMMISSION_SEQUENCE]
 
 
 def docker_kinds(host_id: str) -> list[str]:

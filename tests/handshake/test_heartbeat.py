@@ -9,7 +9,8 @@ import pytest
 from apps.events.models import Event
 from apps.nodes.models import NodeInstance
 from apps.sdwan.models import SdwanPeer
-from tests.handshake.conftest import HEARTBEAT, AgentClient, assert_error, state_counts
+from tests.agents import HEARTBEAT, AgentClient
+from tests.handshake.conftest import assert_error, state_counts
 
 WG_KEY = base64.b64encode(bytes(range(32))).decode()
 

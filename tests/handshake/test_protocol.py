@@ -7,21 +7,12 @@ import ipaddress
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from apps.docker_hosts.kinds import PROVISIONING_SEQUENCE
 from apps.docker_hosts.models import DockerHost
 from apps.events.models import Event
 from apps.pki.models import IssuedCertificate
 from powernode import secretbox
-from tests.pki.helpers import greedy_sans, make_csr
-
-DOCKER_SEQUENCE = [
-    "system.docker.module.assigned",
-    "system.docker.runtime.installing",
-    "system.docker.handshake.wants_cert",
-    "system.docker.handshake.cert_signed",
-    "system.docker.handshake.wants_config",
-    "system.docker.handshake.ready",
-    "system.docker.provisioned",
-]
+from tests.csr import greedy_sans, make_csr
 
 
 def docker_kinds_oldest_first(api) -> list[str]:  # noqa: ANN001
@@ -52,7 +43,7 @@ def test_full_handshake_events_answers_and_host(api, docker_fleet, agent):
     }
     assert answers["ready"] == {"host_id": host_id, "status": "connected", "next_phase": None}
 
-    assert docker_kinds_oldest_first(api) == DOCKER_SEQUENCE
+    assert docker_kinds_oldest_first(api) == list(PROVISIONING_SEQUENCE)
     hosts = api.ok("docker_list_hosts")["hosts"]
     assert [
         (h["id"], h["node_instance_id"], h["api_endpoint"], h["status"], h["version"]) for h in hosts

@@ -7,8 +7,10 @@ import pytest
 from apps.docker_hosts.models import DockerHost
 from apps.modules.models import Module
 from apps.nodes.models import NodeInstance
-from tests.handshake.conftest import HANDSHAKE, AgentClient, assert_error, host_snapshot, state_counts
-from tests.pki.helpers import make_bad_signature_csr, make_csr
+from tests.agents import HANDSHAKE, AgentClient
+from tests.csr import make_bad_signature_csr, make_csr
+from tests.factories import ModuleFactory
+from tests.handshake.conftest import assert_error, host_snapshot, state_counts
 
 
 def refused(agent, body=None, *, raw=None, status_code, error_type):  # noqa: ANN001, ANN201
@@ -222,9 +224,7 @@ def test_unassigning_stops_new_handshakes_but_leaves_the_running_host(api, docke
 
 
 def test_a_second_template_module_of_another_runtime_does_not_count(api, fleet):
-    k3s = Module.objects.get(name="k3s-server")
-    k3s.lifecycle_state = Module.Lifecycle.LIVE
-    k3s.save()
+    k3s = ModuleFactory(name="k3s-server-live", runtime=Module.Runtime.K3S)
     api.ok(
         "system_assign_module_to_template", {"template_id": fleet["template"]["id"], "module_id": str(k3s.id)}
     )

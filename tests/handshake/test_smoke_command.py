@@ -67,7 +67,7 @@ def test_smoke_command_keep_leaves_rows_decommissioned(catalog):
 
 
 def test_smoke_command_fails_and_cleans_up_when_the_platform_is_unreachable(catalog):
-    from apps.pki.openbao_dev import free_port
+    from tests.openbao import free_port
 
     out = io.StringIO()
     with pytest.raises(CommandError, match="heartbeat"):

@@ -9,20 +9,16 @@ from apps.docker_hosts.services import kv_path_for_host
 from apps.pki.kv import get_kv_adapter
 from apps.pki.models import IssuedCertificate, VaultKvOutbox
 from powernode import secretbox
+from tests.openbao import point_settings_at
 
 # after-commit KV writes only run when the transaction really commits
 pytestmark = [pytest.mark.vault, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def vault(settings, handshake_openbao):  # noqa: ANN001, ANN201
-    settings.VAULT_ADDR = handshake_openbao.url
-    settings.VAULT_TOKEN = handshake_openbao.token
-    settings.VAULT_PKI_MOUNT = "pki_int"
-    settings.VAULT_PKI_ROLE = "node"
-    settings.VAULT_KV_MOUNT = "secret"
-    settings.VAULT_TIMEOUT = 5.0
-    return handshake_openbao
+def vault(settings, openbao):  # noqa: ANN001, ANN201
+    point_settings_at(settings, openbao)
+    return openbao
 
 
 def test_handshake_with_vault_mirrors_the_keypair_in_kv_and_destroys_it(vault, api, docker_fleet, agent):

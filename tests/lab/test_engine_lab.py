@@ -10,7 +10,7 @@ import docker
 import pytest
 import requests
 
-from apps.docker_hosts.engine import DockerEngine, engine_for, forget_engine
+from apps.docker_hosts.adapters.engine import DockerEngine, engine_for, forget_engine
 from lab.pki import LabCa
 from lab.world import DOCKER_PORT, World
 from powernode.errors import DockerDaemonError, NotFound

@@ -11,8 +11,8 @@ import docker.errors
 import pytest
 import requests
 
-from apps.docker_hosts import engine as engine_mod
-from apps.docker_hosts.engine import DockerEngine, _environment, _port_bindings, _ports_of, engine_for
+from apps.docker_hosts.adapters import engine as engine_mod
+from apps.docker_hosts.adapters.engine import DockerEngine, _environment, _port_bindings, _ports_of, engine_for
 from powernode.errors import DockerDaemonError, NotFound, ValidationError
 
 MATERIAL = {"endpoint": "tcp://[fd00:db8::2]:2376", "ca_pem": "ca", "cert_pem": "cert", "key_pem": "key"}

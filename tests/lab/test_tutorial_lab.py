@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
+from apps.docker_hosts import kinds as docker_kinds
 from lab.netns import in_netns
 from lab.pki import LabCa
 from lab.tutorial import (
@@ -24,7 +25,6 @@ from lab.tutorial import (
     INTRUDER,
     NODE,
     PUBLISHED_PORT,
-    TUTORIAL_EVENTS,
     WORKSTATION,
     Tutorial,
     first_occurrences,
@@ -57,16 +57,16 @@ def test_handshake_in_the_tutorials_order_and_survives_an_agent_killed_mid_hands
     assert assignment["module_id"] == tutorial.module_id
 
     # dockerd is held at the gate: the handshake stops after wants_config, with the host still pending.
-    tutorial.watch_events(until="system.docker.handshake.wants_config")
+    tutorial.watch_events(until=docker_kinds.WANTS_CONFIG)
     assert tutorial.host()["status"] == "pending"
     tutorial.kill_agent()
     tutorial.start_agent()
     assert tutorial.dockerd_gate is not None
     tutorial.dockerd_gate.touch()
 
-    events = tutorial.watch_events(until="system.docker.provisioned")
-    assert first_occurrences(kinds(events), TUTORIAL_EVENTS) == TUTORIAL_EVENTS
-    assert "system.docker.handshake.failed" not in kinds(events)
+    events = tutorial.watch_events(until=docker_kinds.PROVISIONED)
+    assert first_occurrences(kinds(events)) == docker_kinds.PROVISIONING_SEQUENCE
+    assert docker_kinds.FAILED not in kinds(events)
     host = tutorial.connected()
     assert host["status"] == "connected"
     assert host["api_endpoint"] == f"tcp://[{tutorial.node_overlay}]:{DOCKER_PORT}"

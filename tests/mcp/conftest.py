@@ -169,6 +169,20 @@ class Transport:
                     yield client
 
 
+# Raw JSON-RPC for the tests that speak MCP without the SDK (handshake refusals, malformed calls).
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "powernode-tests", "version": "1"},
+    },
+}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
 TRANSPORTS = ["stdio", "http", "http-legacy"]
 
 

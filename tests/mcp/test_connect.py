@@ -10,25 +10,13 @@ import anyio
 import httpx2
 import pytest
 
-from tests.mcp.conftest import ALLOWED_HOST, BASE_DIR, Platform, Transport, output
+from tests.mcp.conftest import ALLOWED_HOST, BASE_DIR, INITIALIZE, MCP_HEADERS, Platform, Transport, output
 
 WRONG_TOKENS = {
     "unknown": "pno_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
     "garbage": "not-a-token",
     "agent-shaped": "pna_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
 }
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
-MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
 def _run_stdio(platform: Platform, *args: str, token: str | None) -> subprocess.CompletedProcess:
@@ -74,8 +62,8 @@ def test_stdio_with_a_valid_token_writes_only_mcp_to_stdout(mcp_platform) -> Non
     assert "acting as mcp-viewer" in done.stderr
 
 
-def test_stdio_sdk_client_fails_to_connect_with_a_wrong_token(mcp_platform) -> None:
-    transport = Transport(kind="stdio", platform=mcp_platform)
+def _connect_with_a_wrong_token(transport: Transport) -> BaseException:
+    """The SDK client's session with an unknown token must fail (not hang); returns what it raised."""
 
     async def scenario() -> None:
         with anyio.fail_after(120):  # a guard against a hang, not a measurement
@@ -85,6 +73,11 @@ def test_stdio_sdk_client_fails_to_connect_with_a_wrong_token(mcp_platform) -> N
     with pytest.raises(Exception) as raised:
         anyio.run(scenario)
     assert not isinstance(raised.value, TimeoutError)
+    return raised.value
+
+
+def test_stdio_sdk_client_fails_to_connect_with_a_wrong_token(mcp_platform) -> None:
+    _connect_with_a_wrong_token(Transport(kind="stdio", platform=mcp_platform))
 
 
 @pytest.mark.parametrize("token", [None, *sorted(WRONG_TOKENS)])
@@ -99,17 +92,8 @@ def test_http_refuses_missing_or_wrong_token_with_401(mcp_http, token: str | Non
 
 
 def test_http_sdk_client_fails_to_connect_with_a_wrong_token(mcp_platform, mcp_http) -> None:
-    transport = Transport(kind="http", platform=mcp_platform, http_base=mcp_http)
-
-    async def scenario() -> None:
-        with anyio.fail_after(120):  # a guard against a hang, not a measurement
-            async with transport.session(WRONG_TOKENS["unknown"]) as client:
-                await client.list_tools()
-
-    with pytest.raises(Exception) as raised:
-        anyio.run(scenario)
-    assert not isinstance(raised.value, TimeoutError)
-    assert "Server returned an error response" in repr(raised.value) or "401" in repr(raised.value)
+    raised = _connect_with_a_wrong_token(Transport(kind="http", platform=mcp_platform, http_base=mcp_http))
+    assert "Server returned an error response" in repr(raised) or "401" in repr(raised)
 
 
 def test_http_accepts_a_listed_non_localhost_host(mcp_platform, mcp_http) -> None:

@@ -16,13 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
-import httpx2
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.x509.oid import NameOID
 
+from tests.agents import AgentClient
+from tests.csr import make_csr_and_key
 from tests.mcp.conftest import Platform, Transport, output, unique
 from tests.needs import need
 
@@ -49,19 +46,6 @@ def lab(mcp_platform: Platform) -> Iterator[object]:
     finally:
         left = world.close()
     assert left == {}, f"the lab left things behind: {left}"
-
-
-def _csr_and_key() -> tuple[str, str]:
-    key = ed25519.Ed25519PrivateKey.generate()
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "node")]))
-        .sign(key, None)
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return csr.public_bytes(serialization.Encoding.PEM).decode(), key_pem
 
 
 def _docker(socket: Path, *args: str, stdin: bytes | None = None) -> str:
@@ -125,33 +109,24 @@ def test_docker_list_containers_on_a_real_host_through_mcp(
     lab.join("node", "A", overlay)
 
     # 3. The agent's handshake against the platform's HTTP API, then dockerd with the signed certificate.
-    agent = {"Authorization": f"Bearer {state['agent_token']}"}
-    with httpx2.Client(base_url=mcp_http, headers=agent, timeout=60) as http:
-
-        def phase(name: str, **extra: object) -> dict:
-            answer = http.post(
-                "/api/v1/runtime/handshake", json={"runtime": "docker", "phase": name, **extra}
-            )
-            assert answer.status_code == 200, answer.text
-            return answer.json()
-
-        phase("installing")
-        csr_pem, key_pem = _csr_and_key()
-        signed = phase("wants_cert", csr_pem=csr_pem)
-        config = phase("wants_config")["daemon_config"]
-        assert config["hosts"] == [f"tcp://[{overlay}]:2376"]
-        dockerd = lab.dockerd(
-            "node",
-            tcp_hosts=config["hosts"],
-            tls=DockerdTls(ca_pem=signed["chain_pem"], server=KeyPair(signed["cert_pem"], key_pem)),
-            unix_socket=True,  # the node's own local socket, to make a container the MCP list must show
-        ).start()
-        _docker(dockerd.socket_path, "import", "-", PROBE_IMAGE, stdin=_busybox_rootfs_tar(dockerd.workdir))
-        probe = _docker(
-            dockerd.socket_path, "create", "--name", "mcp-probe", PROBE_IMAGE, "/bin/busybox", "true"
-        )
-        version = _docker(dockerd.socket_path, "version", "--format", "{{.Server.Version}}")
-        assert phase("ready", version=version)["status"] == "connected"
+    agent = AgentClient(state["agent_token"], base_url=mcp_http, timeout_s=60)
+    agent.ok("installing")
+    csr_pem, key_pem = make_csr_and_key(common_name="node")
+    signed = agent.ok("wants_cert", csr_pem=csr_pem)
+    config = agent.ok("wants_config")["daemon_config"]
+    assert config["hosts"] == [f"tcp://[{overlay}]:2376"]
+    dockerd = lab.dockerd(
+        "node",
+        tcp_hosts=config["hosts"],
+        tls=DockerdTls(ca_pem=signed["chain_pem"], server=KeyPair(signed["cert_pem"], key_pem)),
+        unix_socket=True,  # the node's own local socket, to make a container the MCP list must show
+    ).start()
+    _docker(dockerd.socket_path, "import", "-", PROBE_IMAGE, stdin=_busybox_rootfs_tar(dockerd.workdir))
+    probe = _docker(
+        dockerd.socket_path, "create", "--name", "mcp-probe", PROBE_IMAGE, "/bin/busybox", "true"
+    )
+    version = _docker(dockerd.socket_path, "version", "--format", "{{.Server.Version}}")
+    assert agent.ok("ready", version=version)["status"] == "connected"
     host_id = signed["host_id"]
 
     # 4. MCP in the platform's namespace: the call goes platform → hub → overlay /128 → dockerd (mTLS).

@@ -11,7 +11,7 @@ import anyio
 import httpx2
 
 from powernode.registry import MAX_INPUT_BYTES
-from tests.mcp.conftest import BASE_DIR, Transport, error, output, unique
+from tests.mcp.conftest import BASE_DIR, INITIALIZE, INITIALIZED, Transport, error, output, unique
 
 
 def test_token_without_permission_gets_permission_denied(transport: Transport) -> None:
@@ -166,17 +166,6 @@ def _tools_call(request_id: int, arguments: object) -> dict:
 
 
 NON_OBJECT_ARGUMENTS = {2: [1, 2], 3: "limit=1", 4: 7}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "1"},
-    },
-}
-INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 
 
 def _check_non_object_answers(answers: dict[int, dict]) -> None:

@@ -1,58 +1,14 @@
-"""CSR builders and certificate checks (cryptography and the openssl CLI) shared by the PKI tests."""
+"""Certificate checks (cryptography and the openssl CLI) shared by the PKI tests; CSRs come from tests/csr.py."""
 
 from __future__ import annotations
 
-import ipaddress
 import subprocess
 import tempfile
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-
-def make_csr(
-    *,
-    key_type: str = "ed25519",
-    common_name: str = "requested-by-agent",
-    sans: list[x509.GeneralName] | None = None,
-) -> str:
-    if key_type == "ed25519":
-        key, algorithm = ed25519.Ed25519PrivateKey.generate(), None
-    elif key_type == "p256":
-        key, algorithm = ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()
-    elif key_type == "p384":
-        key, algorithm = ec.generate_private_key(ec.SECP384R1()), hashes.SHA384()
-    elif key_type == "rsa":
-        key, algorithm = rsa.generate_private_key(public_exponent=65537, key_size=2048), hashes.SHA256()
-    else:
-        raise ValueError(key_type)
-    builder = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(key, algorithm).public_bytes(serialization.Encoding.PEM).decode()
-
-
-def make_bad_signature_csr() -> str:
-    """A well-formed Ed25519 CSR whose signature no longer matches (last signature byte flipped)."""
-    der = bytearray(x509.load_pem_x509_csr(make_csr().encode()).public_bytes(serialization.Encoding.DER))
-    der[-1] ^= 0xFF  # the signature BIT STRING ends the DER
-    return x509.load_der_x509_csr(bytes(der)).public_bytes(serialization.Encoding.PEM).decode()
-
-
-def greedy_sans() -> list[x509.GeneralName]:
-    """SANs an attacker-controlled agent might ask for; the platform must drop all of them."""
-    return [
-        x509.DNSName("evil.example"),
-        x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("fd00:ffff::1")),
-        x509.IPAddress(ipaddress.ip_address("::1")),
-        x509.UniformResourceIdentifier("spiffe://evil/agent"),
-    ]
 
 
 def load_cert(pem: str) -> x509.Certificate:

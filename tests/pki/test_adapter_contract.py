@@ -14,17 +14,15 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from apps.pki.adapters.base import CaAdapter, format_serial
 from apps.pki.adapters.csr import MAX_CSR_BYTES
 from powernode.errors import InvalidCsrError, NotFound
+from tests.csr import greedy_sans, make_bad_signature_csr, make_csr
 from tests.pki.helpers import (
     CLIENT_AUTH,
     SERVER_AUTH,
     all_sans,
     common_name,
     eku,
-    greedy_sans,
     ip_sans,
     load_cert,
-    make_bad_signature_csr,
-    make_csr,
     openssl_text,
     openssl_verify,
     split_pems,

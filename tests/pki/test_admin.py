@@ -6,8 +6,9 @@ import pytest
 from django.test import Client
 
 from apps.pki import services
-from apps.pki.models import IssuedCertificate, VaultKvOutbox
-from tests.pki.helpers import make_csr
+from apps.pki.models import IssuedCertificate
+from tests.csr import make_csr
+from tests.factories import VaultKvOutboxFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -20,9 +21,9 @@ def admin_client_(django_user_model) -> Client:  # noqa: ANN001
     return client
 
 
-def test_changelists_render_with_filters_and_search(local_ca_settings, admin_client_: Client) -> None:  # noqa: ANN001
+def test_changelists_render_with_filters_and_search(admin_client_: Client) -> None:
     signed = services.ca_sign_host_csr(csr_pem=make_csr(), host_id="host-admin", overlay_address="fd00::7")
-    VaultKvOutbox.objects.create(path="powernode/hosts/host-admin/platform-client", payload_encrypted="x")
+    VaultKvOutboxFactory(path="powernode/hosts/host-admin/platform-client")
     page = admin_client_.get("/admin/pki/issuedcertificate/", {"q": "host-admin", "revoked": "no"})
     assert page.status_code == 200 and signed.certificate.serial.encode() in page.content
     page = admin_client_.get("/admin/pki/vaultkvoutbox/", {"status": "pending"})
@@ -31,7 +32,7 @@ def test_changelists_render_with_filters_and_search(local_ca_settings, admin_cli
     assert detail.status_code == 200
 
 
-def test_revoke_action(local_ca_settings, admin_client_: Client) -> None:  # noqa: ANN001
+def test_revoke_action(admin_client_: Client) -> None:
     signed = services.ca_sign_host_csr(csr_pem=make_csr(), host_id="host-admin", overlay_address="fd00::7")
     response = admin_client_.post(
         "/admin/pki/issuedcertificate/",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from apps.pki.openbao_dev import OpenBaoServer
+from tests.openbao import OpenBaoServer
 
 
 def run(*args: str) -> str:

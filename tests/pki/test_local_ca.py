@@ -12,7 +12,8 @@ from cryptography import x509
 from apps.pki.adapters.base import format_serial
 from apps.pki.adapters.local import LocalCaAdapter, init_local_ca
 from powernode.errors import CaUnavailableError, ConflictError, NotFound
-from tests.pki.helpers import make_csr, openssl_verify, split_pems
+from tests.csr import make_csr
+from tests.pki.helpers import openssl_verify, split_pems
 
 HOUR = dt.timedelta(hours=1)
 

@@ -14,19 +14,8 @@ from apps.pki import services
 from apps.pki.adapters.base import format_serial
 from apps.pki.models import IssuedCertificate
 from powernode.errors import InvalidCsrError, NotFound, ValidationError
-from tests.pki.helpers import (
-    CLIENT_AUTH,
-    SERVER_AUTH,
-    all_sans,
-    common_name,
-    eku,
-    greedy_sans,
-    ip_sans,
-    load_cert,
-    make_bad_signature_csr,
-    make_csr,
-    openssl_verify,
-)
+from tests.csr import greedy_sans, make_bad_signature_csr, make_csr
+from tests.pki.helpers import CLIENT_AUTH, SERVER_AUTH, all_sans, common_name, eku, ip_sans, load_cert, openssl_verify
 
 pytestmark = pytest.mark.django_db
 

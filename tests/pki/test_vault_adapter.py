@@ -9,9 +9,10 @@ import hvac.exceptions
 import pytest
 
 from apps.pki.adapters.vault import PLATFORM_POLICY, VaultCaAdapter, bootstrap
-from apps.pki.openbao_dev import OpenBaoServer, free_port
 from powernode.errors import CaUnavailableError
-from tests.pki.helpers import ip_sans, load_cert, make_csr, openssl_verify
+from tests.csr import make_csr
+from tests.openbao import OpenBaoServer, free_port
+from tests.pki.helpers import ip_sans, load_cert, openssl_verify
 
 pytestmark = pytest.mark.vault
 

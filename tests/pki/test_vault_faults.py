@@ -5,20 +5,21 @@ from __future__ import annotations
 import io
 
 import pytest
-from django.apps import apps as django_apps
 from django.core.management import CommandError, call_command
 from django.db import transaction
 
+from apps.docker_hosts.models import DockerHost
+from apps.docker_hosts.selectors import host_client_tls
+from apps.docker_hosts.services import kv_path_for_host
 from apps.events.models import Event
 from apps.events.services import event_record
 from apps.pki import services
 from apps.pki.kv import VaultKvAdapter, kv_write_after_commit, vault_sync_pending
 from apps.pki.models import IssuedCertificate, VaultKvOutbox
-from apps.pki.openbao_dev import OpenBaoServer
 from powernode import secretbox
 from powernode.errors import CaUnavailableError
-from tests.pki.conftest import point_settings_at
-from tests.pki.helpers import make_csr
+from tests.csr import make_csr
+from tests.openbao import OpenBaoServer, point_settings_at
 
 pytestmark = [pytest.mark.vault, pytest.mark.django_db]
 
@@ -68,36 +69,33 @@ def test_provisioning_status_answers_200_while_vault_is_down(vault: OpenBaoServe
     assert body["vault"]["error"]
 
 
-@pytest.mark.skipif(not django_apps.is_installed("apps.docker_hosts"), reason="needs the DockerHost model")
 def test_kv_write_fails_after_commit_then_vault_sync_lands_it(
-    vault: OpenBaoServer, fleet, django_capture_on_commit_callbacks
+    vault: OpenBaoServer, agent, django_capture_on_commit_callbacks
 ) -> None:  # noqa: ANN001
-    from apps.docker_hosts.models import DockerHost
-
-    with django_capture_on_commit_callbacks(execute=True):
-        with transaction.atomic():
-            host = DockerHost.objects.create(
-                node_instance_id=fleet["instance"]["id"],
-                network_id=fleet["network"]["id"],
-                overlay_address=fleet["peer"]["overlay_address"],
-                api_endpoint=f"tcp://[{fleet['peer']['overlay_address']}]:2376",
-            )
-            issued = services.ca_platform_client_for_host(host_id=host.id)
-            host.client_cert_serial = issued.certificate.serial
-            host.client_cert_pem = issued.cert_pem
-            host.client_chain_pem = issued.chain_pem
-            host.client_key_encrypted = secretbox.encrypt(issued.key_pem)
-            host.save()
-            vault.stop()  # Vault goes away between signing and the after-commit KV write
+    """The platform's client keypair for a host, as the handshake issues it at ``wants_cert``: mirrored on the
+    row in the handshake's transaction, sent to Vault KV after commit. Vault is gone by then: the outbox
+    keeps the write (encrypted) until ``vault_sync`` lands it, and the row serves reads meanwhile."""
+    agent.ok("installing")
+    with django_capture_on_commit_callbacks() as after_commit:  # the handshake commits; the KV send waits
+        answer = agent.ok("wants_cert", csr_pem=make_csr())
+    host = DockerHost.objects.get(pk=answer["host_id"])
+    client_cert = IssuedCertificate.objects.get(host_id=host.id, kind=IssuedCertificate.Kind.PLATFORM_CLIENT)
+    assert client_cert.adapter == "VaultCaAdapter" and client_cert.serial == host.client_cert_serial
+    key_pem = secretbox.decrypt(host.client_key_encrypted)
+    vault.stop()  # Vault goes away between the commit and the after-commit KV write
     try:
-        row = VaultKvOutbox.objects.get(path=services.platform_client_kv_path(host.id))
+        for callback in after_commit:
+            callback()
+        row = VaultKvOutbox.objects.get(path=kv_path_for_host(host.id))
         assert row.status == VaultKvOutbox.Status.PENDING
         assert row.attempts == 1 and row.last_error
-        assert issued.key_pem not in row.payload_encrypted  # encrypted at rest
+        assert key_pem not in row.payload_encrypted  # encrypted at rest
         # The DB mirror serves reads while Vault is down.
-        mirror = DockerHost.objects.get(pk=host.pk)
-        assert secretbox.decrypt(mirror.client_key_encrypted) == issued.key_pem
-        assert mirror.client_cert_pem == issued.cert_pem
+        assert host_client_tls(host=DockerHost.objects.get(pk=host.pk)) == {
+            "cert_pem": host.client_cert_pem,
+            "key_pem": key_pem,
+            "ca_pem": host.client_chain_pem,
+        }
         with pytest.raises(CommandError):
             call_command("vault_sync", stdout=io.StringIO())
         row.refresh_from_db()
@@ -109,12 +107,12 @@ def test_kv_write_fails_after_commit_then_vault_sync_lands_it(
     row.refresh_from_db()
     assert row.status == VaultKvOutbox.Status.DONE and row.done_at is not None
     assert row.payload_encrypted == ""  # no second copy once Vault has it
-    stored = kv(vault).read(services.platform_client_kv_path(host.id))
-    assert stored == {
-        "serial": issued.certificate.serial,
-        "cert_pem": issued.cert_pem,
-        "key_pem": issued.key_pem,
-        "chain_pem": issued.chain_pem,
+    assert kv(vault).read(kv_path_for_host(host.id)) == {
+        "host_id": host.id,
+        "serial": host.client_cert_serial,
+        "cert_pem": host.client_cert_pem,
+        "key_pem": key_pem,
+        "chain_pem": host.client_chain_pem,
     }
 
 

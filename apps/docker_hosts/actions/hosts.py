@@ -1,4 +1,4 @@
-"""Operator actions for managed Docker hosts: list them, decommission one."""
+"""Operator actions on managed Docker hosts themselves: list them, decommission one."""
 
 from __future__ import annotations
 
@@ -40,5 +40,3 @@ def decommission_docker_runtime(*, actor: Actor, host_id: str) -> dict[str, Any]
     """Stop a managed Docker daemon: the host goes to decommissioning; the agent is ordered to remove it."""
     host = services.docker_host_request_decommission(host_id=host_id, actor=actor)
     return {"host": DockerHostSerializer(host).data}
-
-from apps.docker_hosts import operation_actions  # noqa: E402,F401  (docker_* and export actions register here)

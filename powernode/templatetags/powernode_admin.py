@@ -1,24 +1,21 @@
-"""Template tags for the operator pages in the admin: the fleet dashboard and status badges."""
+"""Template tags every app's admin pages use: status and heartbeat badges, event-kind colours, ages.
+
+Part of the kernel (``powernode`` is an installed app for this): imports no app, so a domain app's
+admin may use these without reaching into ``apps.system``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import template
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from apps.system import dashboard
+from powernode.admin_kit import humanize_age
 
 register = template.Library()
-
-
-@register.simple_tag
-def fleet_dashboard(user: Any) -> dashboard.FleetSummary | None:
-    """The admin index's fleet summary, for operators allowed to see the fleet (else nothing)."""
-    if not (user.has_perm("system.instance_view") or user.has_perm("system.docker_view")):
-        return None
-    return dashboard.fleet_summary()
 
 
 @register.simple_tag
@@ -27,7 +24,8 @@ def status_badge(status: str, label: str = "") -> SafeString:
 
 
 @register.filter
-def heartbeat_badge(heartbeat: dashboard.Heartbeat) -> SafeString:
+def heartbeat_badge(heartbeat: Any) -> SafeString:
+    """A heartbeat (``state`` fresh/stale/never and a ``label``) as a coloured age."""
     return format_html('<span class="pn-age pn-age-{}">{}</span>', heartbeat.state, heartbeat.label)
 
 
@@ -51,6 +49,4 @@ def kind_class(kind: str) -> str:
 @register.filter
 def ago(moment: Any) -> str:
     """ "12s ago", "5 min ago": second-level precision where the admin's timesince says "0 minutes"."""
-    from django.utils import timezone
-
-    return dashboard.humanize_age(timezone.now() - moment) if moment else "never"
+    return humanize_age(timezone.now() - moment) if moment else "never"

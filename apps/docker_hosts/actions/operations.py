@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.docker_hosts import operations
+from apps.docker_hosts.actions.hosts import HOST_ID
+from apps.docker_hosts.services import operations, operator_cert
 from powernode.actors import Actor
 from powernode.registry import action
 from powernode.schema import boolean, enum, integer, obj, string
 
-HOST_ID = string("Docker host id (host-<uuid>)", max_length=64, pattern=r"^host-[0-9a-f-]{36}$")
 IMAGE = string("image reference, e.g. registry.lab:5000/hello:1", max_length=255, pattern=r"^[^\s]+$")
 PORT = {
     "type": "object",
@@ -115,4 +115,4 @@ def delete_image(*, actor: Actor, host_id: str, image_id: str) -> dict[str, Any]
 @action("system_export_operator_cert", permission="system.docker_operate", input_schema=obj())
 def export_operator_cert(*, actor: Actor) -> dict[str, Any]:
     """A short-lived client certificate for you, for the Docker CLI (--tlsverify) on a host's overlay address."""
-    return operations.operator_cert_export(actor=actor)
+    return operator_cert.operator_cert_export(actor=actor)

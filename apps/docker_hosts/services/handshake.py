@@ -1,4 +1,4 @@
-"""Writes of the DockerHost lifecycle: certificate, config, promotion, failure, decommission.
+"""Writes of the handshake phases: installing, the certificate, the config, promotion, failure.
 
 Each function is one transaction that writes its event(s) with the change. The CA is called inside
 that transaction: a CA failure (``CaUnavailableError``) rolls the host row back with it. Promotion to
@@ -14,30 +14,25 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.docker_hosts import kinds, phases
 from apps.docker_hosts.models import DockerHost, api_endpoint_for
 from apps.docker_hosts.selectors import provisioning_wanted
+from apps.docker_hosts.services.client_keypair import (
+    CLIENT_KEYPAIR_FIELDS,
+    client_keypair_issue,
+    client_keypair_needs_issuing,
+)
+from apps.docker_hosts.services.host_state import refuse_decommissioned, refuse_decommissioning, save_fields
 from apps.events.services import event_record
 from apps.modules.models import Module, ModuleAssignment
 from apps.nodes.models import NodeInstance
-from apps.pki.kv import kv_destroy_after_commit, kv_write_after_commit
-from apps.pki.models import IssuedCertificate
-from apps.pki.services import ca_issue_client_keypair, ca_revoke_host_certificates, ca_sign_host_csr
+from apps.pki.services import ca_sign_host_csr
 from apps.sdwan.models import SdwanPeer
-from powernode import secretbox
 from powernode.actors import Actor
 from powernode.db import any_datetime, columns, db_uuid, fetch, inet_text, uuid_text
-from powernode.errors import (
-    HandshakePhaseError,
-    HostDecommissionedError,
-    MissingSdwanPeerError,
-    NotFound,
-    RuntimeNotAssignedError,
-)
+from powernode.errors import HandshakePhaseError, MissingSdwanPeerError, NotFound, RuntimeNotAssignedError
 
-EVENT = "system.docker"
 MAX_ERROR_CHARS = 2000
-# The platform's client keypair is renewed at a re-handshake when it expires sooner than this.
-CLIENT_RENEW_BEFORE = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -50,11 +45,7 @@ class HostCertificate:
     created: bool
 
 
-def kv_path_for_host(host_id: str) -> str:
-    return f"powernode/hosts/{host_id}/platform-client"
-
-
-# -- helpers shared by the phases ------------------------------------------------------------------
+# -- what every phase reads first -------------------------------------------------------------------
 # Each phase is a handful of indexed statements: the instance with its newest docker assignment (one
 # SELECT), the instance's newest host (one SELECT ... FOR UPDATE), the change, its events.
 
@@ -113,26 +104,9 @@ def _live(ctx: _Context) -> DockerHost | None:
         return None
     if host.status == DockerHost.Status.DECOMMISSIONED:
         if not provisioning_wanted(assigned_at=ctx.assigned_at, host=host):
-            _refuse_decommissioned(host)
+            refuse_decommissioned(host)
         return None
     return host
-
-
-def _refuse_decommissioning(host: DockerHost) -> None:
-    if host.status == DockerHost.Status.DECOMMISSIONING:
-        raise HandshakePhaseError(
-            f"Host {host.id} is being decommissioned: stop dockerd, remove its key and certificate, then "
-            "post the phase 'decommissioned'.",
-            details={"host_id": host.id, "host_status": host.status, "expected_phase": "decommissioned"},
-        )
-
-
-def _refuse_decommissioned(host: DockerHost) -> None:
-    raise HostDecommissionedError(
-        f"Host {host.id} is decommissioned; it takes no more handshake phases. To run Docker on this "
-        "instance again, unassign and re-assign the docker-engine module.",
-        details={"host_id": host.id, "host_status": host.status},
-    )
 
 
 def _first_peer(instance: NodeInstance) -> tuple[str, str] | None:
@@ -150,27 +124,20 @@ def _require_certificate(host: DockerHost | None, *, instance: NodeInstance, pha
     """The live host a post-certificate phase applies to, or the 409 that names the phase to post."""
     if host is None:
         raise HandshakePhaseError(
-            f"No certificate was issued for instance {instance.name} yet: post 'wants_cert' with a CSR "
+            f"No certificate was issued for instance {instance.name} yet: post '{phases.WANTS_CERT}' with a CSR "
             f"before '{phase}'.",
-            details={"phase": phase, "expected_phase": "wants_cert"},
+            details={"phase": phase, "expected_phase": phases.WANTS_CERT},
         )
-    _refuse_decommissioning(host)
+    refuse_decommissioning(host)
     if not host.has_certificate:
         raise HandshakePhaseError(
-            f"Host {host.id} has no certificate yet: post 'wants_cert' before '{phase}'.",
-            details={"host_id": host.id, "phase": phase, "expected_phase": "wants_cert"},
+            f"Host {host.id} has no certificate yet: post '{phases.WANTS_CERT}' before '{phase}'.",
+            details={"host_id": host.id, "phase": phase, "expected_phase": phases.WANTS_CERT},
         )
     return host
 
 
-def _save(host: DockerHost, *fields: str) -> None:
-    """Write the named fields of a host whose row this transaction holds locked (one UPDATE)."""
-    host.updated_at = timezone.now()
-    values = {name: getattr(host, name) for name in (*fields, "updated_at")}
-    DockerHost.objects.filter(pk=host.pk).update(**values)
-
-
-# -- the handshake phases --------------------------------------------------------------------------
+# -- the phases ------------------------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -179,13 +146,8 @@ def docker_runtime_installing(*, instance: NodeInstance, actor: Actor) -> Docker
     ctx = _context(instance)
     host = _live(ctx)
     if host is not None:
-        _refuse_decommissioning(host)
-    event_record(
-        kind=f"{EVENT}.runtime.installing",
-        actor=actor,
-        instance_id=ctx.instance.id,
-        host_id=host.id if host else "",
-    )
+        refuse_decommissioning(host)
+    event_record(kind=kinds.INSTALLING, actor=actor, instance_id=ctx.instance.id, host_id=host.id if host else "")
     return host
 
 
@@ -220,9 +182,9 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
             created_at=now,
         )
     else:
-        _refuse_decommissioning(host)
+        refuse_decommissioning(host)
     event_record(
-        kind=f"{EVENT}.handshake.wants_cert",
+        kind=kinds.WANTS_CERT,
         actor=actor,
         instance_id=instance.id,
         host_id=host.id,
@@ -241,17 +203,16 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
         # until it reports ready again.
         host.status = DockerHost.Status.PENDING
         fields.append("status")
-    if _client_keypair_needs_issuing(host, now):
-        _issue_client_keypair(host, actor=actor)
-        fields += ["client_cert_serial", "client_cert_pem", "client_key_encrypted", "client_chain_pem"]
-        fields.append("client_cert_not_after")
+    if client_keypair_needs_issuing(host, now):
+        client_keypair_issue(host=host, actor=actor)
+        fields += CLIENT_KEYPAIR_FIELDS
     if created:
         host.updated_at = now
         host.save(force_insert=True)
     else:
-        _save(host, *fields)
+        save_fields(host, *fields)
     event_record(
-        kind=f"{EVENT}.handshake.cert_signed",
+        kind=kinds.CERT_SIGNED,
         actor=actor,
         instance_id=instance.id,
         host_id=host.id,
@@ -265,46 +226,14 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
     return HostCertificate(host=host, cert_pem=signed.cert_pem, chain_pem=signed.chain_pem, created=created)
 
 
-def _client_keypair_needs_issuing(host: DockerHost, now: dt.datetime) -> bool:
-    if not host.client_cert_pem or host.client_cert_not_after is None:
-        return True
-    return host.client_cert_not_after - now < CLIENT_RENEW_BEFORE
-
-
-def _issue_client_keypair(host: DockerHost, *, actor: Actor) -> None:
-    issued = ca_issue_client_keypair(
-        kind=IssuedCertificate.Kind.PLATFORM_CLIENT,
-        common_name=f"platform:{host.id}",
-        host_id=host.id,
-        actor=actor,
-    )
-    host.client_cert_serial = issued.certificate.serial
-    host.client_cert_pem = issued.cert_pem
-    host.client_key_encrypted = secretbox.encrypt(issued.key_pem)
-    host.client_chain_pem = issued.chain_pem
-    host.client_cert_not_after = issued.certificate.not_after
-    kv_write_after_commit(
-        path=kv_path_for_host(host.id),
-        data={
-            "host_id": host.id,
-            "serial": issued.certificate.serial,
-            "cert_pem": issued.cert_pem,
-            "key_pem": issued.key_pem,
-            "chain_pem": issued.chain_pem,
-        },
-    )
-
-
 @transaction.atomic
 def docker_host_config_sent(*, instance: NodeInstance, actor: Actor) -> DockerHost:
     """``wants_config``: the daemon.json is about to be handed out; only after a certificate was issued."""
     ctx = _context(instance)
-    host = _require_certificate(_live(ctx), instance=ctx.instance, phase="wants_config")
+    host = _require_certificate(_live(ctx), instance=ctx.instance, phase=phases.WANTS_CONFIG)
     host.config_sent_at = timezone.now()
-    _save(host, "config_sent_at")
-    event_record(
-        kind=f"{EVENT}.handshake.wants_config", actor=actor, instance_id=ctx.instance.id, host_id=host.id
-    )
+    save_fields(host, "config_sent_at")
+    event_record(kind=kinds.WANTS_CONFIG, actor=actor, instance_id=ctx.instance.id, host_id=host.id)
     return host
 
 
@@ -324,7 +253,7 @@ def daemon_config(*, host: DockerHost) -> dict[str, Any]:
 def docker_runtime_ready(*, instance: NodeInstance, version: str, actor: Actor) -> DockerHost:
     """``ready``: the agent reports dockerd up on the overlay; promotion goes through mark_ready."""
     ctx = _context(instance)
-    host = _require_certificate(_live(ctx), instance=ctx.instance, phase="ready")
+    host = _require_certificate(_live(ctx), instance=ctx.instance, phase=phases.READY)
     return docker_host_mark_ready(host_id=host.id, version=version, actor=actor, locked_host=host)
 
 
@@ -344,19 +273,19 @@ def docker_host_mark_ready(
     if host is None:
         raise NotFound(f"No Docker host with id {host_id}.", details={"host_id": host_id})
     if host.status == DockerHost.Status.DECOMMISSIONED:
-        _refuse_decommissioned(host)
-    _refuse_decommissioning(host)
+        refuse_decommissioned(host)
+    refuse_decommissioning(host)
     if not host.has_certificate:
         raise HandshakePhaseError(
-            f"Host {host.id} has no certificate yet: post 'wants_cert' before 'ready'.",
-            details={"host_id": host.id, "phase": "ready", "expected_phase": "wants_cert"},
+            f"Host {host.id} has no certificate yet: post '{phases.WANTS_CERT}' before '{phases.READY}'.",
+            details={"host_id": host.id, "phase": phases.READY, "expected_phase": phases.WANTS_CERT},
         )
     if host.status == DockerHost.Status.CONNECTED:
         if host.version != version:
             old, host.version = host.version, version
-            _save(host, "version")
+            save_fields(host, "version")
             event_record(
-                kind=f"{EVENT}.host.version_changed",
+                kind=kinds.HOST_VERSION_CHANGED,
                 actor=actor,
                 instance_id=host.node_instance_id,
                 host_id=host.id,
@@ -368,16 +297,16 @@ def docker_host_mark_ready(
     host.version = version
     host.connected_at = timezone.now()
     host.last_error = ""
-    _save(host, "status", "version", "connected_at", "last_error")
+    save_fields(host, "status", "version", "connected_at", "last_error")
     event_record(
-        kind=f"{EVENT}.handshake.ready",
+        kind=kinds.READY,
         actor=actor,
         instance_id=host.node_instance_id,
         host_id=host.id,
         data={"version": version, "from_status": previous},
     )
     event_record(
-        kind=f"{EVENT}.provisioned",
+        kind=kinds.PROVISIONED,
         actor=actor,
         instance_id=host.node_instance_id,
         host_id=host.id,
@@ -400,108 +329,12 @@ def docker_runtime_failed(*, instance: NodeInstance, error: str, actor: Actor) -
             host.status = DockerHost.Status.FAILED
         host.failed_at = timezone.now()
         host.last_error = error
-        _save(host, "status", "failed_at", "last_error")
+        save_fields(host, "status", "failed_at", "last_error")
     event_record(
-        kind=f"{EVENT}.handshake.failed",
+        kind=kinds.FAILED,
         actor=actor,
         instance_id=ctx.instance.id,
         host_id=host.id if host else "",
         data={"error": error},
     )
     return host
-
-
-# -- decommission ----------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def docker_host_request_decommission(*, host_id: str, actor: Actor) -> DockerHost:
-    """``system_decommission_docker_runtime``: the host goes to ``decommissioning``; the next heartbeat
-    orders the agent to stop dockerd. Asking again changes nothing. A host whose instance is gone
-    ends at ``decommissioned`` at once.
-    """
-    host = DockerHost.objects.select_for_update().filter(pk=host_id).first()
-    if host is None:
-        raise NotFound(f"No Docker host with id {host_id}.", details={"host_id": host_id})
-    if host.status == DockerHost.Status.DECOMMISSIONED:
-        _refuse_decommissioned(host)
-    if host.status == DockerHost.Status.DECOMMISSIONING:
-        return host
-    _mark_decommissioning(host, actor=actor, by="operator")
-    instance_status = (
-        NodeInstance.objects.filter(pk=host.node_instance_id).values_list("status", flat=True).first()
-    )
-    if instance_status == NodeInstance.Status.DELETED:
-        _finish_decommission(host, actor=actor, reason="instance deleted")
-    return host
-
-
-def _mark_decommissioning(host: DockerHost, *, actor: Actor, by: str) -> None:
-    host.status = DockerHost.Status.DECOMMISSIONING
-    host.decommission_requested_at = timezone.now()
-    _save(host, "status", "decommission_requested_at")
-    event_record(
-        kind=f"{EVENT}.decommission.requested",
-        actor=actor,
-        instance_id=host.node_instance_id,
-        host_id=host.id,
-        data={"by": by},
-    )
-
-
-@transaction.atomic
-def docker_runtime_decommissioned(*, instance: NodeInstance, host_id: str, actor: Actor) -> DockerHost:
-    """``decommissioned``: the agent stopped dockerd and removed its key; revoke and forget the host.
-
-    Accepted for a host that was not ordered to decommission too (the daemon is gone either way, and
-    the host's status must say so); another instance's host is a 404, as if it did not exist.
-    """
-    host = DockerHost.objects.select_for_update().filter(pk=host_id, node_instance_id=instance.id).first()
-    if host is None:
-        raise NotFound(f"No Docker host with id {host_id} on this instance.", details={"host_id": host_id})
-    if host.status == DockerHost.Status.DECOMMISSIONED:
-        _refuse_decommissioned(host)
-    if host.status != DockerHost.Status.DECOMMISSIONING:
-        _mark_decommissioning(host, actor=actor, by="agent")
-    _finish_decommission(host, actor=actor, reason="agent confirmed")
-    return host
-
-
-def _finish_decommission(host: DockerHost, *, actor: Actor, reason: str) -> None:
-    """Revoke every certificate ever issued for the host, drop the keypair (row and Vault), mark it."""
-    revoked = ca_revoke_host_certificates(
-        host_id=host.id, reason=f"host decommissioned ({reason})", actor=actor
-    )
-    had_keypair = bool(host.client_key_encrypted)
-    host.status = DockerHost.Status.DECOMMISSIONED
-    host.decommissioned_at = timezone.now()
-    host.client_cert_pem = ""
-    host.client_key_encrypted = ""
-    host.client_chain_pem = ""
-    _save(host, "status", "decommissioned_at", "client_cert_pem", "client_key_encrypted", "client_chain_pem")
-    if had_keypair:
-        # KV v2 keeps old versions: destroy them all, not only a newest "gone" version
-        kv_destroy_after_commit(path=kv_path_for_host(host.id))
-    event_record(
-        kind=f"{EVENT}.decommissioned",
-        actor=actor,
-        instance_id=host.node_instance_id,
-        host_id=host.id,
-        data={"reason": reason, "revoked_serials": revoked},
-    )
-
-
-@transaction.atomic
-def docker_hosts_end_for_instance(*, instance: NodeInstance, actor: Actor) -> list[DockerHost]:
-    """The instance is gone: its live host is decommissioned at once (no agent left to confirm)."""
-    ended = []
-    for host in (
-        DockerHost.objects.select_for_update()
-        .filter(node_instance_id=instance.id)
-        .exclude(status=DockerHost.Status.DECOMMISSIONED)
-    ):
-        if host.status != DockerHost.Status.DECOMMISSIONING:
-            _mark_decommissioning(host, actor=actor, by="instance deletion")
-        _finish_decommission(host, actor=actor, reason="instance deleted")
-        ended.append(host)
-    return ended

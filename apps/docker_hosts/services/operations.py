@@ -1,7 +1,7 @@
 """Driving a connected host's dockerd for operators, over the overlay with the platform's client keypair.
 
-Every call goes through ``apps.docker_hosts.engine`` (the only code that speaks Docker); the daemon's
-errors arrive here already as DockerDaemonError (502) or NotFound (404).
+Every call goes through ``apps.docker_hosts.adapters.engine`` (the only code that speaks Docker); the
+daemon's errors arrive here already as DockerDaemonError (502) or NotFound (404).
 """
 
 from __future__ import annotations
@@ -10,15 +10,14 @@ from typing import Any
 
 from django.db import transaction
 
-from apps.docker_hosts.engine import DockerEngine, engine_for
+from apps.docker_hosts import kinds
+from apps.docker_hosts.adapters.engine import DockerEngine, engine_for
 from apps.docker_hosts.models import DockerHost
 from apps.docker_hosts.selectors import host_client_tls, host_get
 from apps.events.services import event_record
-from apps.pki.models import IssuedCertificate
-from apps.pki.services import ca_issue_client_keypair
 from powernode.actors import Actor
 from powernode.db import fetch
-from powernode.errors import HostNotConnectedError, PermissionDenied
+from powernode.errors import HostNotConnectedError
 
 # host id → (the row's TLS fields as stored, engine): reuse the engine without decrypting the key per call
 _ENGINES: dict[str, tuple[tuple[str, ...], DockerEngine]] = {}
@@ -71,7 +70,7 @@ def _record(*, kind: str, host: DockerHost, actor: Actor, data: dict[str, Any]) 
 def docker_image_pull(*, host_id: str, image: str, actor: Actor) -> dict[str, Any]:
     host = _host(host_id)
     pulled = _engine(host).pull_image(image)
-    _record(kind="system.docker.image.pulled", host=host, actor=actor, data={"image": image, "id": pulled["id"]})
+    _record(kind=kinds.IMAGE_PULLED, host=host, actor=actor, data={"image": image, "id": pulled["id"]})
     return pulled
 
 
@@ -91,7 +90,7 @@ def docker_container_create(
         image=image, name=name, ports=ports or [], env=env, command=command, detach=detach
     )
     _record(
-        kind="system.docker.container.created",
+        kind=kinds.CONTAINER_CREATED,
         host=host,
         actor=actor,
         data={"container_id": container["id"], "name": container.get("name"), "image": image, "ports": ports or []},
@@ -107,7 +106,7 @@ def docker_container_delete(*, host_id: str, container_id: str, force: bool = Fa
     host = _host(host_id)
     _engine(host).delete_container(container_id=container_id, force=force)
     _record(
-        kind="system.docker.container.deleted",
+        kind=kinds.CONTAINER_DELETED,
         host=host,
         actor=actor,
         data={"container_id": container_id, "force": force},
@@ -117,29 +116,4 @@ def docker_container_delete(*, host_id: str, container_id: str, force: bool = Fa
 def docker_image_delete(*, host_id: str, image_id: str, actor: Actor) -> None:
     host = _host(host_id)
     _engine(host).delete_image(image_id=image_id)
-    _record(kind="system.docker.image.deleted", host=host, actor=actor, data={"image_id": image_id})
-
-
-@transaction.atomic
-def operator_cert_export(*, actor: Actor) -> dict[str, Any]:
-    """A short-lived client keypair for the calling operator, usable as-is by the Docker CLI."""
-    if actor.user is None:
-        raise PermissionDenied("Only an operator can export an operator certificate.")
-    issued = ca_issue_client_keypair(
-        kind=IssuedCertificate.Kind.OPERATOR_CLIENT,
-        common_name=f"operator:{actor.user.get_username()}",
-        operator=actor.user,
-        actor=actor,
-    )
-    event_record(
-        kind="system.pki.operator_cert.exported",
-        actor=actor,
-        data={"serial": issued.certificate.serial, "not_after": issued.certificate.not_after.isoformat()},
-    )
-    return {
-        "ca_pem": issued.chain_pem,
-        "cert_pem": issued.cert_pem,
-        "key_pem": issued.key_pem,
-        "serial": issued.certificate.serial,
-        "not_after": issued.certificate.not_after.isoformat(),
-    }
+    _record(kind=kinds.IMAGE_DELETED, host=host, actor=actor, data={"image_id": image_id})

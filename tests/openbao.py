@@ -1,5 +1,8 @@
 """Throwaway OpenBao servers on 127.0.0.1 for tests, benches and local trials (never production).
 
+Test and dev tooling only (the platform never starts OpenBao): the root fixtures in tests/conftest.py
+and bench/bench_ca_sign.py use it.
+
 ``persistent=False`` is ``bao server -dev`` (in memory); ``persistent=True`` keeps raft storage in
 ``workdir``, initialised and unsealed here, so a stop/start keeps the PKI and KV data like production.
 """
@@ -17,7 +20,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def bao_binary() -> str:
@@ -173,3 +179,23 @@ class OpenBaoServer:
         status, mounts = self._request("GET", "/v1/sys/mounts")
         if status == 200 and "secret/" not in mounts.get("data", mounts):
             self._request("POST", "/v1/sys/mounts/secret", {"type": "kv", "options": {"version": "2"}})
+
+
+@contextmanager
+def bootstrapped_openbao(workdir: str | os.PathLike[str], *, persistent: bool = False) -> Iterator[OpenBaoServer]:
+    """A started server with the platform's PKI bootstrapped (pki, pki_int, the node roles); stopped on exit."""
+    from apps.pki.adapters.vault import bootstrap
+
+    with OpenBaoServer(workdir, persistent=persistent) as server:
+        bootstrap(url=server.url, token=server.token)
+        yield server
+
+
+def point_settings_at(settings: Any, server: OpenBaoServer) -> None:
+    """Django settings for a bootstrapped server: pki_int with the node role, KV v2 at secret/."""
+    settings.VAULT_ADDR = server.url
+    settings.VAULT_TOKEN = server.token
+    settings.VAULT_PKI_MOUNT = "pki_int"
+    settings.VAULT_PKI_ROLE = "node"
+    settings.VAULT_KV_MOUNT = "secret"
+    settings.VAULT_TIMEOUT = 5.0

@@ -1,0 +1,1 @@
+"""Adapters over the external systems this app drives (the Docker engine API)."""
