@@ -56,6 +56,9 @@ class RuntimeProvider:
         """The instance was deleted (inside that transaction): end this runtime on it at once."""
 
     # -- what other surfaces show ---------------------------------------------------------------------------
+    #: the keys :meth:`instance_fields` returns (declared up front so the API schema lists them)
+    instance_field_names: tuple[str, ...] = ()
+
     def instance_fields(self, instance: Any) -> dict[str, Any]:
         """Fields this runtime adds to an instance's output (``system_get_instance``, the API)."""
         return {}

@@ -22,6 +22,7 @@ class DockerRuntime(RuntimeProvider):
     event_prefix = kinds.PREFIX
     phases = REPORTED_PHASES
     quick_prefixes = kinds.QUICK_PREFIXES
+    instance_field_names = ("docker_host_id",)
 
     def heartbeat_sql(self) -> str:
         return selectors.latest_host_union_part()

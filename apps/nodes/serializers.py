@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.nodes.models import NodeInstance, NodeTemplate
@@ -27,6 +28,18 @@ class InstancePeerSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     network_id = serializers.UUIDField()
     overlay_address = serializers.CharField()
+
+
+@extend_schema_field({"type": "string", "nullable": True, "readOnly": True})
+class RuntimeField(serializers.Field):
+    """A read-only field a runtime adds to instance output (``RuntimeProvider.instance_field_names``)."""
+
+    def __init__(self, *, provider: runtimes.RuntimeProvider, **kwargs: Any) -> None:
+        self.provider = provider
+        super().__init__(read_only=True, source="*", allow_null=True, **kwargs)
+
+    def to_representation(self, instance: NodeInstance) -> Any:
+        return self.provider.instance_fields(instance).get(self.field_name)
 
 
 class NodeInstanceSerializer(serializers.ModelSerializer):
@@ -67,8 +80,9 @@ class NodeInstanceSerializer(serializers.ModelSerializer):
     def get_stale(self, obj: NodeInstance) -> bool:
         return heartbeat_of(obj).stale
 
-    def to_representation(self, instance: NodeInstance) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        for provider in runtimes.providers():
-            data.update(provider.instance_fields(instance))
-        return data
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for provider in runtimes.providers():  # declared fields, so the API schema lists them too
+            for name in provider.instance_field_names:
+                fields[name] = RuntimeField(provider=provider)
+        return fields

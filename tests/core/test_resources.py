@@ -109,3 +109,15 @@ def test_instance_output_says_whether_the_agent_is_stale(api, fleet, settings):
     NodeInstance.objects.update(last_heartbeat_at=timezone.now() - dt.timedelta(seconds=91))
     instance = api.client.get(url).json()
     assert instance["stale"] is True and instance["heartbeat_age_s"] >= 91
+
+
+def test_runtime_fields_of_instances_are_in_the_api_schema_and_the_output(api, pending_host):
+    # the Docker runtime adds docker_host_id through its provider; the schema must still document it
+    schema = api.client.get("/api/v1/schema/", {"format": "json"}).json()
+    instance = schema["components"]["schemas"]["NodeInstance"]["properties"]
+    assert instance["docker_host_id"] == {"type": "string", "nullable": True, "readOnly": True}
+    host = DockerHost.objects.get(pk=pending_host["host_id"])
+    listed = api.client.get("/api/v1/instances/").json()["results"]
+    by_id = {i["id"]: i["docker_host_id"] for i in listed}
+    assert by_id[str(host.node_instance_id)] == host.id
+    assert list(by_id.values()).count(host.id) == 1  # only its own instance points at the host

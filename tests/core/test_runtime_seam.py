@@ -60,6 +60,8 @@ class K3sRuntime(RuntimeProvider):
     def end_for_instance(self, *, instance: Any, actor: Actor) -> None:
         self.ended.append(str(instance.id))
 
+    instance_field_names = ("k3s_node_name",)
+
     def instance_fields(self, instance: Any) -> dict[str, Any]:
         return {"k3s_node_name": instance.name}
 
