@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,11 @@ def setup_postgres_django(dbname: str) -> str:
     url = base_url.rsplit("/", 1)[0] + f"/{dbname}"
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "powernode.settings")
+    # production settings (DEBUG off: it keeps every SQL query in memory), with throwaway keys
+    from cryptography.fernet import Fernet
+
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault("POWERNODE_ENCRYPTION_KEY", Fernet.generate_key().decode())
     import django
 
     django.setup()

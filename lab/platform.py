@@ -45,6 +45,9 @@ def platform_env(
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_ENV_PREFIXES)}
     env.update(
         DJANGO_SETTINGS_MODULE="powernode.settings",
+        # a development platform, like make run: keys made under var_dir, every Host header accepted (the
+        # server listens on the lab's service address only)
+        DJANGO_DEBUG="true",
         POWERNODE_VAR_DIR=str(var_dir),
         DATABASE_URL=f"sqlite:///{var_dir / 'powernode.sqlite3'}",
         POWERNODE_HEARTBEAT_INTERVAL_S=str(heartbeat_interval_s),

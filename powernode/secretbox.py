@@ -1,8 +1,8 @@
 """Encryption at rest for secrets kept on rows (WireGuard hub keys, platform client keys).
 
 Fernet (AES-128-CBC + HMAC) keyed by POWERNODE_ENCRYPTION_KEY; in development a key is made on
-first run and kept under the var dir. Production settings refuse to start without one
-(see ``powernode.checks``).
+first run and kept under the var dir (0600, one key however many workers start together). Production
+settings refuse to start without one.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 
 from powernode.errors import ApplicationError
+from powernode.secretfiles import read_or_create_secret
 
 
 class SecretDecryptError(ApplicationError):
@@ -28,11 +29,8 @@ def _key() -> str:
     key = getattr(settings, "POWERNODE_ENCRYPTION_KEY", "")
     if key:
         return key
-    path = settings.VAR_DIR / "encryption_key"
-    if not path.exists():
-        path.write_text(Fernet.generate_key().decode())
-        path.chmod(0o600)
-    return path.read_text().strip()
+    # development only: production settings refuse to start without the key
+    return read_or_create_secret(settings.VAR_DIR / "encryption_key", lambda: Fernet.generate_key().decode())
 
 
 def encrypt(plaintext: str) -> str:

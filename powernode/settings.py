@@ -1,6 +1,9 @@
-"""Settings, all from the environment (django-environ).
+"""Settings, all from the environment (django-environ); every variable is listed in ``.env.example``.
 
-Nothing set: SQLite and the local CA under POWERNODE_VAR_DIR (default ``var/`` in the checkout).
+Production by default: ``DJANGO_DEBUG`` is false and the process refuses to start without
+``DJANGO_SECRET_KEY`` and ``POWERNODE_ENCRYPTION_KEY``. Development (``DJANGO_DEBUG=true``, what
+``make run`` and the tests opt into) makes its keys on first run under POWERNODE_VAR_DIR (default ``var/``
+in the checkout), beside the SQLite database and the local CA.
 """
 
 from __future__ import annotations
@@ -9,29 +12,48 @@ import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from powernode.secretfiles import create_private_file, private_dir, read_or_create_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").exists() else None
 
-VAR_DIR = Path(env.str("POWERNODE_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Secrets live here (dev keys, the admin password, the SQLite database): only its owner may enter.
+VAR_DIR = private_dir(Path(env.str("POWERNODE_VAR_DIR", default=str(BASE_DIR / "var"))).resolve())
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 
-def _dev_secret(name: str) -> str:
-    """A secret made on first run and kept under VAR_DIR (never committed)."""
-    path = VAR_DIR / name
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+def _required_in_production(name: str, hint: str) -> str:
+    # refuse here, not only in a system check: gunicorn/uvicorn do not run checks
+    value = env.str(name, default="")
+    if not value and not DEBUG:
+        raise ImproperlyConfigured(
+            f"{name} is not set: production (DJANGO_DEBUG=false, the default) refuses to start without it. "
+            f"{hint} For development, set DJANGO_DEBUG=true (make run does)."
+        )
+    return value
 
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or _dev_secret("secret_key")
+SECRET_KEY = _required_in_production(
+    "DJANGO_SECRET_KEY", "Generate one: python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+) or read_or_create_secret(VAR_DIR / "secret_key", lambda: secrets.token_urlsafe(50))
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["*"] if DEBUG else ["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+# HTTPS. Cookies are Secure outside development; HSTS and the redirect are the deployment's choice (a
+# TLS-terminating proxy in front sets DJANGO_SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO).
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+_proxy_ssl_header = env.str("DJANGO_SECURE_PROXY_SSL_HEADER", default="")  # trust it only behind such a proxy
+SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -64,6 +86,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # innermost, so it sees the views' exceptions: JSON 500s under /api/ even with DEBUG on
+    "apps.system.errors.ApiErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "powernode.urls"
@@ -87,6 +111,12 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'powernode.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    _sqlite_name = str(DATABASES["default"]["NAME"])
+    _on_disk = _sqlite_name not in ("", ":memory:") and not _sqlite_name.startswith("file:")
+    if _on_disk and Path(_sqlite_name).parent.is_dir():
+        # An empty file is an empty SQLite database: making it ourselves makes it 0600 (SQLite gives its
+        # journal and WAL files the database file's mode).
+        create_private_file(Path(_sqlite_name), str)
     # Concurrent writers (agents, operators) wait for the lock instead of failing at once.
     # IMMEDIATE: a writing transaction takes the lock up front, so two writers queue instead of
     # deadlocking on the read-to-write upgrade.
@@ -152,17 +182,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("POWERNODE_LOG_LEVEL", default="WARNING")},
 }
 
-# Key for secrets encrypted at rest (Fernet). Empty in development: one is made under VAR_DIR.
-POWERNODE_ENCRYPTION_KEY = env.str("POWERNODE_ENCRYPTION_KEY", default="")
-if not DEBUG and not POWERNODE_ENCRYPTION_KEY:
-    # refuse here, not only in a system check: gunicorn/uvicorn do not run checks
-    from django.core.exceptions import ImproperlyConfigured
-
-    raise ImproperlyConfigured(
-        "POWERNODE_ENCRYPTION_KEY is not set: production (DJANGO_DEBUG=false) refuses to store private keys "
-        "with a development key. Generate one: python -c 'from cryptography.fernet import Fernet; "
-        "print(Fernet.generate_key().decode())'"
-    )
+# Key for secrets encrypted at rest (Fernet). In development one is made under VAR_DIR (powernode.secretbox).
+POWERNODE_ENCRYPTION_KEY = _required_in_production(
+    "POWERNODE_ENCRYPTION_KEY",
+    "Private keys are not stored with a development key. Generate one: python -c 'from cryptography.fernet "
+    "import Fernet; print(Fernet.generate_key().decode())'.",
+)
 
 FIXTURE_DIRS = [BASE_DIR / "fixtures"]
 

@@ -6,7 +6,8 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, JsonResponse
+from django.core.signals import got_request_exception
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -69,3 +70,27 @@ def json_500(request):  # noqa: ANN001 - Django handler signature
     return JsonResponse(
         error_body("InternalError", "The platform failed unexpectedly; the error is logged."), status=500
     )
+
+
+class ApiErrorsMiddleware:
+    """Under /api/ an unexpected exception is the JSON error shape, DEBUG or not.
+
+    Django's debug 500 page (frame locals: tokens, keys) is for browsers in development, never for an
+    API client. The traceback is logged and ``got_request_exception`` sent, as Django does for an
+    uncaught exception (so error reporters and the test client still see it).
+    """
+
+    def __init__(self, get_response) -> None:  # noqa: ANN001 - Django's middleware signature
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith("/api/"):
+            return None
+        log.error("Internal Server Error: %s", request.path, exc_info=exception)
+        got_request_exception.send(sender=type(self), request=request)
+        response = json_500(request)
+        response._has_been_logged = True  # logged above, with the traceback: Django need not log it again
+        return response

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -27,12 +28,16 @@ from typing import Any
 import httpx2
 import mcp_types as types
 import pytest
+from cryptography.fernet import Fernet
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 ALLOWED_HOST = "powernode.test"  # a non-localhost name the HTTP server accepts in Host headers
+# one pair per test run, shared by every subprocess of the run (they share the database)
+SECRET_KEY = secrets.token_urlsafe(50)
+ENCRYPTION_KEY = Fernet.generate_key().decode()
 STARTUP_DEADLINE_S = 60  # only a guard against a server that never comes up, not a measurement
 
 
@@ -62,6 +67,10 @@ def platform_env(var_dir: Path) -> dict[str, str]:
         POWERNODE_VAR_DIR=str(var_dir),
         DATABASE_URL=f"sqlite:///{var_dir / 'powernode.sqlite3'}",
         DJANGO_SETTINGS_MODULE="powernode.settings",
+        # production settings, as a deployment runs them: DEBUG off, its own keys, the hosts it answers to
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY=SECRET_KEY,
+        POWERNODE_ENCRYPTION_KEY=ENCRYPTION_KEY,
         DJANGO_ALLOWED_HOSTS=f"127.0.0.1,localhost,{ALLOWED_HOST}",
         PYTHONUNBUFFERED="1",
     )

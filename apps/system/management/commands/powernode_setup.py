@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand
 
 from apps.modules.models import Module
 from apps.system.services import operator_token_create, platform_admin_ensure
+from powernode.secretfiles import create_private_file, replace_private_file
 
 
 class Command(BaseCommand):
@@ -28,11 +29,9 @@ class Command(BaseCommand):
         password_file = settings.VAR_DIR / "admin_password"
         password = platform_admin_ensure(username=admin)
         if password is not None:
-            password_file.write_text(password + "\n")
-            password_file.chmod(0o600)
+            replace_private_file(password_file, password + "\n")
         token_file = settings.VAR_DIR / "operator_token"
-        if not token_file.exists():
-            token_file.write_text(operator_token_create(username=admin, name="setup") + "\n")
-            token_file.chmod(0o600)
+        # the token is made only when this run creates the file (0600): a second setup keeps the first token
+        create_private_file(token_file, lambda: operator_token_create(username=admin, name="setup") + "\n")
         self.stdout.write(f"admin login: {admin} / password in {password_file}")
         self.stdout.write(f"operator token for {admin}: in {token_file}")
