@@ -9,6 +9,8 @@ from django.urls import include, path
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
 
+from powernode.urls import handler404, handler500  # noqa: F401 - this test URLconf's handlers are the platform's
+
 SECRET_IN_A_LOCAL = "pno_not-for-your-eyes"
 
 
