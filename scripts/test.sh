@@ -4,6 +4,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONDONTWRITEBYTECODE=1
+# The checks below run the development settings (keys under var/), as make run does; production's are
+# checked by the "deploy check" step with an environment of its own. pytest opts in by itself (tests/settings.py).
+export DJANGO_DEBUG=${DJANGO_DEBUG:-true}
 ARTIFACTS=${POWERNODE_ARTIFACTS:-$PWD/var/artifacts}
 mkdir -p "$ARTIFACTS"
 
@@ -29,6 +32,18 @@ step "ruff" .venv/bin/ruff check .
 step "import contracts" env PYTHONPATH=.:agent .venv/bin/lint-imports --no-cache --no-logo
 step "migrations are up to date" $PY manage.py makemigrations --check --dry-run
 step "OpenAPI schema validates" $PY manage.py spectacular --validate --fail-on-warn --file "$ARTIFACTS/openapi.yaml"
+# production settings as .env.example describes them (throwaway keys): Django's deployment checklist, warnings included
+deploy_check() {
+  env DJANGO_DEBUG=false \
+    DJANGO_SECRET_KEY="$($PY -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+    POWERNODE_ENCRYPTION_KEY="$($PY -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
+    DJANGO_ALLOWED_HOSTS=powernode.example.net \
+    DJANGO_SECURE_SSL_REDIRECT=true \
+    DJANGO_SECURE_HSTS_SECONDS=31536000 DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS=true DJANGO_SECURE_HSTS_PRELOAD=true \
+    DJANGO_SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO \
+    $PY manage.py check --deploy --fail-level WARNING
+}
+step "deploy check (production settings)" deploy_check
 step "pytest on PostgreSQL" env DATABASE_URL="$PG_URL" .venv/bin/pytest -p no:cacheprovider -q -m "not browser" \
   --junitxml="$ARTIFACTS/pytest-postgres.xml" tests
 step "API contract tests on SQLite" env -u DATABASE_URL .venv/bin/pytest -p no:cacheprovider -q -m contract tests

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
-from tests.deploy.helpers import clean_env, manage, production_env, python
+from tests.deploy.helpers import BASE_DIR, clean_env, manage, production_env, python
 
 SHOW = (
     "import json; from django.conf import settings as s; print(json.dumps({k: getattr(s, k) for k in "
@@ -64,3 +65,11 @@ def test_check_deploy_is_clean_in_a_production_environment(tmp_path: Path):
     done = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no issues" in done.stdout
+
+
+def test_env_example_lists_every_variable_the_settings_read():
+    source = (BASE_DIR / "powernode" / "settings.py").read_text()
+    read = set(re.findall(r'(?:env\.\w+|_required_in_production)\(\s*"([A-Z][A-Z0-9_]+)"', source))
+    listed = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", (BASE_DIR / ".env.example").read_text(), re.MULTILINE))
+    assert {"DJANGO_DEBUG", "DJANGO_SECRET_KEY", "POWERNODE_ENCRYPTION_KEY"} <= read
+    assert read - listed == set()
