@@ -16,9 +16,12 @@ from pathlib import Path
 def private_dir(path: Path) -> Path:
     """Make ``path`` (and missing parents) a directory only its owner can enter: 0700."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077 and path.stat().st_uid == os.getuid():
-        path.chmod(mode & 0o700)  # a var dir from before this rule: take group and others' access away
+    st = path.stat()
+    if st.st_mode & 0o077 and st.st_uid == os.getuid():
+        try:
+            path.chmod(st.st_mode & 0o700)  # a var dir from before this rule: take group and others' access away
+        except OSError:
+            pass  # a read-only mount: the deployment chose its modes
     return path
 
 
