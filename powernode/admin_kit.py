@@ -30,6 +30,25 @@ def run_as_operator(request: HttpRequest, name: str, payload: dict[str, Any]) ->
         raise DjangoPermissionDenied(exc.message)
 
 
+class ChangedThroughActions:
+    """An admin for rows that change only through actions: listed and shown read-only, never added,
+    edited or deleted by a model form (whatever model permissions the user holds).
+
+    The view permission (or Django's plain change permission, which implies viewing) still opens the
+    read-only page; the apps' own buttons and admin actions run registry actions with
+    ``run_as_operator``, so the ``system.*`` permission decides, as in REST and MCP.
+    """
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 def error_text(exc: ApplicationError) -> str:
     return f"{exc.type_name}: {exc.message}"
 

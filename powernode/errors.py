@@ -88,6 +88,13 @@ class PayloadTooLarge(ApplicationError):
     status_code = 413
 
 
+# 429 ---------------------------------------------------------------------------------------
+class Throttled(ApplicationError):
+    """Too many failed attempts from one client; ``details.retry_after_s`` says when to try again."""
+
+    status_code = 429
+
+
 # 502: a system we drive failed ---------------------------------------------------------------
 class UpstreamError(ApplicationError):
     status_code = 502

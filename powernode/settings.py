@@ -8,6 +8,7 @@ in the checkout), beside the SQLite database and the local CA.
 
 from __future__ import annotations
 
+import datetime
 import secrets
 from pathlib import Path
 
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",  # locks the admin login after repeated failures (AXES_* below)
     "powernode",  # the kernel's template tags (powernode/templatetags): badges every app's admin uses
     "apps.events",
     "apps.nodes",
@@ -86,8 +88,16 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # innermost, so it sees the views' exceptions: JSON 500s under /api/ even with DEBUG on
+    # innermost of ours, so it sees the views' exceptions: JSON 500s under /api/ even with DEBUG on
     "apps.system.errors.ApiErrorsMiddleware",
+    # last, as django-axes asks: turns a locked-out login into its lockout answer (it handles no exceptions)
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked-out login before the password is even checked
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "powernode.urls"
@@ -124,6 +134,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Admin login lockout (django-axes): after AXES_FAILURE_LIMIT failed logins for one username from one
+# address, that pair is locked out for AXES_COOLOFF_TIME; a successful login resets the count.
+AXES_FAILURE_LIMIT = env.int("POWERNODE_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("POWERNODE_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+
+# Failed operator Bearer authentications allowed per client address (DRF rate syntax; powernode.throttling)
+POWERNODE_AUTH_FAILURE_RATE = env.str("POWERNODE_AUTH_FAILURE_RATE", default="20/min") or None
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

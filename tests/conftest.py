@@ -149,6 +149,14 @@ def local_ca_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """The failed-authentication throttle counts in the cache: every test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def local_ca(settings, local_ca_dir: Path) -> Path:  # noqa: ANN001 - pytest-django settings
     """Services sign with a real LocalCaAdapter and no Vault (KV writes are recorded as skipped)."""
     settings.VAULT_ADDR = ""

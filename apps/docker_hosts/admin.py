@@ -7,14 +7,14 @@ apps/docker_hosts/admin_pages.py; decommission runs the system_decommission_dock
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest
 
 from apps.docker_hosts.admin_pages import DockerHostPagesMixin
 from apps.docker_hosts.models import DockerHost
+from powernode.admin_kit import ChangedThroughActions
 
 
 @admin.register(DockerHost)
-class DockerHostAdmin(DockerHostPagesMixin, admin.ModelAdmin):
+class DockerHostAdmin(ChangedThroughActions, DockerHostPagesMixin, admin.ModelAdmin):
     list_display = [
         "short_id",  # the id, shortened (full id in its tooltip and on the host page)
         "status_badge",
@@ -36,10 +36,6 @@ class DockerHostAdmin(DockerHostPagesMixin, admin.ModelAdmin):
     def last_error_short(self, obj: DockerHost) -> str:
         return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # hosts are made by the handshake only
-
-    def has_delete_permission(self, request: HttpRequest, obj: DockerHost | None = None) -> bool:
-        return False  # decommission instead: it revokes the certificates
-
+    # no add, change or delete (ChangedThroughActions): hosts are made by the handshake only, and
+    # decommission (which revokes the certificates) replaces deletion
     # decommission (the action with its confirmation page) comes from DockerHostPagesMixin

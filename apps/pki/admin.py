@@ -1,8 +1,13 @@
-"""Admin for issued certificates (with a revoke action) and the Vault KV outbox (with a retry action)."""
+"""Admin for issued certificates (read-only, with a revoke action) and the Vault KV outbox (with a retry action).
+
+Revoking in the admin needs ``system.docker_provision``, the permission that decommissions Docker runtimes
+(which revokes their certificates): the admin action is hidden without it, and refused (403) if posted
+anyway. It revokes through the ``ca_revoke`` service, like every other revocation."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -10,7 +15,10 @@ from apps.pki.kv import vault_sync_pending
 from apps.pki.models import IssuedCertificate, VaultKvOutbox
 from apps.pki.services import ca_revoke
 from powernode.actors import Actor
+from powernode.admin_kit import ChangedThroughActions
 from powernode.errors import ApplicationError
+
+REVOKE = "system.docker_provision"
 
 
 class RevokedFilter(admin.SimpleListFilter):
@@ -29,7 +37,7 @@ class RevokedFilter(admin.SimpleListFilter):
 
 
 @admin.register(IssuedCertificate)
-class IssuedCertificateAdmin(admin.ModelAdmin):
+class IssuedCertificateAdmin(ChangedThroughActions, admin.ModelAdmin):
     list_display = [
         "serial",
         "kind",
@@ -46,14 +54,16 @@ class IssuedCertificateAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in IssuedCertificate._meta.fields]
     actions = ["revoke_selected"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # certificates come from the CA services only
+    # no add, change or delete (ChangedThroughActions): certificates come from the CA services only, and
+    # the record of what was issued is kept
 
-    def has_delete_permission(self, request: HttpRequest, obj: IssuedCertificate | None = None) -> bool:
-        return False  # the record of what was issued is kept
+    def has_docker_provision_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REVOKE)
 
-    @admin.action(description="Revoke selected certificates (CA and CRL)")
+    @admin.action(description="Revoke selected certificates (CA and CRL)", permissions=["docker_provision"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[IssuedCertificate]) -> None:
+        if not request.user.has_perm(REVOKE):  # Django hides the action; refuse a crafted call all the same
+            raise PermissionDenied(f"Revoking certificates needs {REVOKE}.")
         actor = Actor.for_user(request.user)
         done = 0
         for cert in queryset.filter(revoked_at__isnull=True):

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from apps.sdwan import selectors, services
-from apps.sdwan.serializers import AccessGrantSerializer, SdwanNetworkSerializer, SdwanPeerSerializer
+from apps.sdwan.serializers import (
+    AccessGrantListSerializer,
+    AccessGrantSerializer,
+    SdwanNetworkSerializer,
+    SdwanPeerSerializer,
+)
 from powernode.actors import Actor
 from powernode.registry import action
 from powernode.schema import name, obj, string, uuid_
@@ -62,3 +67,26 @@ def create_access_grant(*, actor: Actor, network_id: str, device_name_hint: str)
     """Give a device (an operator workstation) a peer on the network and its wg-quick config, once."""
     created = services.access_grant_create(network_id=network_id, device_name_hint=device_name_hint, actor=actor)
     return {"grant": {**AccessGrantSerializer(created.grant).data, "wireguard_config": created.wireguard_config}}
+
+
+@action(
+    "system_sdwan_list_access_grants",
+    permission="system.sdwan_view",
+    input_schema=obj(required={"network_id": uuid_("SDWAN network id")}),
+    mutates=False,
+)
+def list_access_grants(*, actor: Actor, network_id: str) -> dict[str, Any]:
+    """The device access grants of a network, revoked ones included (with their revoked_at)."""
+    grants = selectors.access_grant_list(network_id=network_id)
+    return {"grants": AccessGrantListSerializer(grants, many=True).data}
+
+
+@action(
+    "system_sdwan_revoke_access_grant",
+    permission="system.sdwan_manage",
+    input_schema=obj(required={"grant_id": uuid_("access grant id")}),
+)
+def revoke_access_grant(*, actor: Actor, grant_id: str) -> dict[str, Any]:
+    """Revoke a device's access: the hub drops its peer. Revoking again changes nothing."""
+    grant = services.access_grant_revoke(grant_id=grant_id, actor=actor)
+    return {"grant": AccessGrantListSerializer(grant).data}

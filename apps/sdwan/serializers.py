@@ -47,3 +47,21 @@ class AccessGrantSerializer(serializers.ModelSerializer):
     class Meta:
         model = AccessGrant
         fields = ["id", "network_id", "peer_id", "overlay_address", "device_name_hint", "created_at"]
+
+
+class AccessGrantListSerializer(AccessGrantSerializer):
+    """A grant as ``system_sdwan_list_access_grants`` and ``system_sdwan_revoke_access_grant`` show it."""
+
+    public_key = serializers.CharField(source="peer.public_key", read_only=True)
+
+    class Meta(AccessGrantSerializer.Meta):
+        fields = [
+            "id",
+            "network_id",
+            "peer_id",
+            "overlay_address",
+            "device_name_hint",
+            "public_key",
+            "created_at",
+            "revoked_at",
+        ]

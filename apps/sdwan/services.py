@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from apps.events.services import event_record
 from apps.nodes.services import instance_get
@@ -150,6 +151,39 @@ def access_grant_create(*, network_id: str, device_name_hint: str, actor: Actor)
         },
     )
     return CreatedGrant(grant=grant, wireguard_config=config)
+
+
+def access_grant_get(*, grant_id: str) -> AccessGrant:
+    try:
+        return AccessGrant.objects.select_related("peer", "network").get(pk=grant_id)
+    except AccessGrant.DoesNotExist:
+        raise NotFound(f"No access grant with id {grant_id}.", details={"grant_id": str(grant_id)})
+
+
+@transaction.atomic
+def access_grant_revoke(*, grant_id: str, actor: Actor) -> AccessGrant:
+    """Revoke a device's access: the hub config leaves its peer out from now on.
+
+    The device peer row stays (with its /128 and public key) as the record of what was granted: its
+    address is never handed out again (offsets only grow) and its key stays known, so neither can come
+    back under another grant. Revoking an already revoked grant is a no-op (no second event).
+    """
+    grant = access_grant_get(grant_id=grant_id)
+    updated = AccessGrant.objects.filter(pk=grant.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    grant.refresh_from_db()
+    if updated:
+        event_record(
+            kind=kinds.ACCESS_GRANT_REVOKED,
+            actor=actor,
+            data={
+                "network_id": str(grant.network_id),
+                "grant_id": str(grant.id),
+                "peer_id": str(grant.peer_id),
+                "device_name_hint": grant.device_name_hint,
+                "overlay_address": grant.peer.overlay_address,
+            },
+        )
+    return grant
 
 
 @transaction.atomic

@@ -9,6 +9,7 @@ class SystemConfig(AppConfig):
     def ready(self) -> None:
         from django.utils.module_loading import autodiscover_modules
 
+        import apps.system.kinds  # noqa: F401  (declares the event kinds this app records)
         import apps.system.openapi  # noqa: F401  (OpenAPI auth schemes)
         import powernode.checks  # noqa: F401  (registers start-up checks)
 

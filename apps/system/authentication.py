@@ -1,4 +1,8 @@
-"""Bearer authentication for operators (tokens from ``create_operator_token``)."""
+"""Bearer authentication for operators (tokens from ``create_operator_token``).
+
+A token authenticates while it is neither revoked nor expired and its user is active. Failed attempts
+are counted per client address (``powernode.throttling``): past the rate, attempts get a 429.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from rest_framework.request import Request
 from apps.system.models import OperatorToken
 from powernode import tokens
 from powernode.errors import NotAuthenticated
+from powernode.throttling import FailedAuthThrottle
 
 
 def bearer_token(request: Request) -> str | None:
@@ -30,6 +35,10 @@ def operator_for_token(token: str):  # noqa: ANN201 - returns the user model
     if row is None or not tokens.token_matches(token, row.token_hash) or not row.user.is_active:
         raise NotAuthenticated("The operator token is not valid (unknown, revoked, or its user is inactive).")
     now = timezone.now()
+    if row.expires_at is not None and row.expires_at <= now:
+        raise NotAuthenticated(
+            f"The operator token expired at {row.expires_at.isoformat()}; make a new one with create_operator_token."
+        )
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         OperatorToken.objects.filter(pk=row.pk).update(last_used_at=now)
     return row.user
@@ -40,7 +49,13 @@ class OperatorTokenAuthentication(authentication.BaseAuthentication):
         token = bearer_token(request)
         if token is None or token.startswith(f"{tokens.AGENT}_"):
             return None
-        return operator_for_token(token), token
+        throttle = FailedAuthThrottle()
+        throttle.refuse_if_throttled(request)
+        try:
+            return operator_for_token(token), token
+        except NotAuthenticated:
+            throttle.record_failure(request)
+            raise
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="powernode"'

@@ -33,6 +33,7 @@ class OperatorToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="no expiry when empty")
 
     class Meta:
         ordering = ["-created_at"]

@@ -2,23 +2,58 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
+from apps.events.services import event_record
+from apps.system import kinds
 from apps.system.models import OperatorToken
 from powernode import tokens
-from powernode.errors import NotFound
+from powernode.actors import Actor
+from powernode.errors import NotFound, ValidationError
+
+MAX_TOKEN_DAYS = 3650
 
 
 @transaction.atomic
-def operator_token_create(*, username: str, name: str = "") -> str:
-    """A new Bearer token for an existing user; returns the token (only its hash is kept)."""
+def operator_token_create(*, username: str, name: str = "", expires_in_days: int | None = None) -> str:
+    """A new Bearer token for an existing user; returns the token (only its hash is kept).
+
+    With ``expires_in_days`` the token stops authenticating that many days from now; without, it lasts
+    until revoked.
+    """
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise NotFound(f"No user named {username!r}. Create one with 'manage.py createsuperuser' first.")
+    expires_at = None
+    if expires_in_days is not None:
+        if not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
+            raise ValidationError(
+                f"expires_in_days must be between 1 and {MAX_TOKEN_DAYS}.",
+                details={"expires_in_days": expires_in_days},
+            )
+        expires_at = timezone.now() + dt.timedelta(days=expires_in_days)
     new = tokens.make_token(tokens.OPERATOR)
-    OperatorToken.objects.create(user=user, prefix=new.prefix, token_hash=new.token_hash, name=name)
+    OperatorToken.objects.create(
+        user=user, prefix=new.prefix, token_hash=new.token_hash, name=name, expires_at=expires_at
+    )
     return new.token
+
+
+@transaction.atomic
+def operator_tokens_revoke_for_user(*, user, actor: Actor) -> int:  # noqa: ANN001 - the user model
+    """Revoke every live operator token of ``user`` (called when the user is deactivated); returns how many."""
+    revoked = OperatorToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if revoked:
+        event_record(
+            kind=kinds.OPERATOR_TOKENS_REVOKED,
+            actor=actor,
+            data={"user": user.get_username(), "tokens": revoked, "reason": "user deactivated"},
+        )
+    return revoked
 
 
 PLATFORM_ADMINS = "Platform admins"

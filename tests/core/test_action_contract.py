@@ -84,6 +84,14 @@ def _cases(fleet: dict[str, Any]) -> dict[str, Case]:
             bad={"network_id": n, "device_name_hint": "has spaces and / slashes"},
             missing={"network_id": MISSING, "device_name_hint": "ops-laptop"},
         ),
+        "system_sdwan_list_access_grants": Case(
+            ok={"network_id": n}, key="grants", bad={"network_id": 12}, missing={"network_id": MISSING}
+        ),
+        "system_sdwan_revoke_access_grant": Case(
+            elsewhere="tests/core/test_access_grants.py",  # needs a grant first
+            bad={"grant_id": "not-a-uuid"},
+            missing={"grant_id": MISSING},
+        ),
         "system_decommission_docker_runtime": Case(
             elsewhere="tests/handshake/test_decommission.py",  # needs a host from the handshake
             bad={"host_id": "node-1"},

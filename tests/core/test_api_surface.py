@@ -57,7 +57,7 @@ def test_revoked_token_and_inactive_user_are_401(admin_user):
 
 
 def test_session_auth_works_for_the_browsable_api(client, admin_user):
-    client.login(username="ops-admin", password="pw-ops-admin")
+    client.force_login(admin_user)
     response = client.get("/api/v1/instances/", HTTP_ACCEPT="text/html")
     assert response.status_code == 200 and b"Instance" in response.content
 
