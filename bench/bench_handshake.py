@@ -80,7 +80,6 @@ class Http:
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-OWN_CLUSTER_DIR = "/tmp/pn-bench-handshake-pg"
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -310,13 +309,12 @@ def stop(proc: subprocess.Popen) -> None:
 
 def main() -> None:
     own_cluster = not os.environ.get("BENCH_DATABASE_URL")
-    if own_cluster:
-        # Our own throwaway cluster (scripts/pg.sh), not the one other tests and benchmarks share;
-        # it is stopped again at the end.
-        os.environ["PG_DATA_DIR"] = f"{OWN_CLUSTER_DIR}/data"
-        os.environ["PG_SOCKET_DIR"] = f"{OWN_CLUSTER_DIR}/sock"
-        os.environ["PG_PORT"] = "54351"
     work = Path(tempfile.mkdtemp(prefix="pn-bench-handshake-"))
+    if own_cluster:
+        # Our own throwaway cluster (scripts/pg.sh, its state under work/pg), not the one other tests and
+        # benchmarks share; it is stopped and removed again at the end.
+        os.environ["BENCH_PG_VAR_DIR"] = str(work)
+        os.environ["PG_PORT"] = "54351"
     try:
         run(work)
     finally:
@@ -324,9 +322,12 @@ def main() -> None:
 
         connections.close_all()
         if own_cluster:
-            subprocess.run([str(ROOT / "scripts" / "pg.sh"), "stop"], check=False)
-            shutil.rmtree(OWN_CLUSTER_DIR, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)  # after pg.sh, which makes POWERNODE_VAR_DIR
+            env = {**os.environ, "POWERNODE_VAR_DIR": str(work)}
+            subprocess.run([str(ROOT / "scripts" / "pg.sh"), "stop"], check=False, env=env)
+            cluster = work / "pg" / "cluster"  # the mktemp directory pg.sh made for it
+            if cluster.exists():
+                shutil.rmtree(cluster.read_text().strip(), ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def run(work: Path) -> None:

@@ -14,8 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def setup_postgres_django(dbname: str) -> str:
     """Start the project's throwaway PostgreSQL, recreate ``dbname``, point Django at it, migrate."""
     sys.path.insert(0, str(ROOT))
+    # the checkout's shared cluster (its password and directory are kept in var/pg), whatever
+    # POWERNODE_VAR_DIR the benchmark gives Django; BENCH_PG_VAR_DIR names another cluster's state
+    pg_env = {**os.environ, "POWERNODE_VAR_DIR": os.environ.get("BENCH_PG_VAR_DIR") or str(ROOT / "var")}
     base_url = os.environ.get("BENCH_DATABASE_URL") or subprocess.run(
-        [str(ROOT / "scripts" / "pg.sh"), "start"], check=True, capture_output=True, text=True
+        [str(ROOT / "scripts" / "pg.sh"), "start"], check=True, capture_output=True, text=True, env=pg_env
     ).stdout.strip()
     admin_url = base_url.rsplit("/", 1)[0] + "/postgres"
     import psycopg

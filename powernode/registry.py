@@ -19,6 +19,7 @@ from powernode.actors import Actor
 from powernode.errors import NotAuthenticated, NotFound, PayloadTooLarge, PermissionDenied, ValidationError
 from powernode.permissions import CODENAMES
 from powernode.schema import example_input
+from powernode.text import bad_text_path
 
 MAX_INPUT_BYTES = 64 * 1024
 
@@ -127,6 +128,12 @@ def validate_input(*, action_: Action, payload: Any) -> dict[str, Any]:
         raise PayloadTooLarge(
             f"The input of {action_.name} is {size} bytes; the limit is {MAX_INPUT_BYTES}.",
             details={"limit": MAX_INPUT_BYTES},
+        )
+    bad = bad_text_path(payload)
+    if bad:
+        raise ValidationError(
+            f"Invalid input for {action_.name}: {bad}: must not contain NUL or unpaired surrogate characters",
+            details={"action": action_.name, "fields": {bad: "must not contain NUL or unpaired surrogate characters"}},
         )
     validator = _validator(action_.name)
     errors = sorted(validator.iter_errors(payload), key=lambda e: (list(e.absolute_path), e.validator))

@@ -8,7 +8,6 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,7 +17,9 @@ from apps.nodes.agent_auth import AgentPrincipal, AgentTokenAuthentication, IsAg
 from apps.nodes.heartbeat import agent_heartbeat
 from apps.sdwan import wireguard
 from powernode.errors import PayloadTooLarge, ValidationError
+from powernode.parsers import JSONParser
 from powernode.runtimes import providers as runtime_providers
+from powernode.text import bad_text_path
 
 MAX_AGENT_BODY_BYTES = 64 * 1024
 MAX_RUNTIME_REPORT_BYTES = 4 * 1024
@@ -52,6 +53,9 @@ class AgentAPIView(APIView):
                 f"The body must be a JSON object, got {type(data).__name__}.",
                 details={"fields": {"(body)": "object"}},
             )
+        bad = bad_text_path(data)
+        if bad:
+            raise invalid({bad: "must not contain NUL or unpaired surrogate characters"})
         return data
 
     def agent(self, request: Request) -> AgentPrincipal:
@@ -77,7 +81,8 @@ def heartbeat_input(data: dict[str, Any]) -> dict[str, Any]:
         fields["agent_version"] = "this field is required (a non-empty string)"
     elif len(version) > 40:
         fields["agent_version"] = "must be at most 40 characters"
-    key = data.get("wireguard_public_key") or None
+    key = data.get("wireguard_public_key")
+    key = None if key == "" else key  # null or "" mean "no key reported"; 0, false, [] or {} are wrong types
     if key is not None:
         if not isinstance(key, str):
             fields["wireguard_public_key"] = "must be a string"
