@@ -17,7 +17,7 @@ DOCKERD_LAUNCH_MODES = ("auto", "systemd", "child")
 MAX_WG_PREFIX_LEN = 9
 
 # daemon.json keys that come from the platform and that local extras must never override.
-PROTECTED_DAEMON_KEYS = frozenset({"hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey"})
+PROTECTED_DAEMON_KEYS = frozenset({"hosts", "ip", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey"})
 
 
 class ConfigError(Exception):

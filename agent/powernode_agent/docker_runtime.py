@@ -95,7 +95,8 @@ def parse_tcp_host(host: str) -> tuple[ipaddress.IPv6Address, int]:
 
 def check_daemon_json(path: Path, *, allowed_addresses: Iterable[str] | None = None) -> dict[str, Any]:
     """Our own validation, run on every engine: the daemon listens only on one overlay /128, port 2376,
-    with TLS and client verification, and its key matches its certificate. Returns the parsed config."""
+    publishes ports by default on that same /128 (``ip``), with TLS and client verification, and its key
+    matches its certificate. Returns the parsed config."""
     try:
         config = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -114,6 +115,17 @@ def check_daemon_json(path: Path, *, allowed_addresses: Iterable[str] | None = N
         allowed = {ipaddress.IPv6Address(a) for a in allowed_addresses}
         if addr not in allowed:
             raise DaemonConfigError(f"{path}: {addr} is not an overlay address of this node")
+    # Without ``ip`` (or with another one) a port published from the Docker CLI would listen on every
+    # interface of the node, outside the SDWAN.
+    try:
+        default_ip = ipaddress.ip_address(config.get("ip") if isinstance(config.get("ip"), str) else "")
+    except ValueError:
+        default_ip = None
+    if default_ip != addr:
+        raise DaemonConfigError(
+            f"{path}: ip (the default address of published ports) must be the overlay address {addr}, "
+            f"not {config.get('ip')!r}"
+        )
     for switch in ("tls", "tlsverify"):
         if config.get(switch) is not True:
             raise DaemonConfigError(f"{path}: {switch} must be true")

@@ -199,6 +199,7 @@ class FakePlatform:
                 "next_phase": "ready",
                 "daemon_config": {
                     "hosts": [f"tcp://[{self.overlay}]:2376"],
+                    "ip": self.overlay,
                     "tls": True,
                     "tlsverify": True,
                     "tlscacert": "/etc/docker/powernode/ca.pem",

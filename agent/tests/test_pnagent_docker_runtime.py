@@ -29,6 +29,7 @@ from powernode_agent.state import StateStore
 OVERLAY = "fd00:abcd:1::2"
 PLATFORM_CONFIG = {
     "hosts": [f"tcp://[{OVERLAY}]:2376"],
+    "ip": OVERLAY,
     "tls": True,
     "tlsverify": True,
     "tlscacert": "/etc/docker/powernode/ca.pem",
@@ -65,7 +66,7 @@ def test_build_rewrites_tls_paths_and_merges_extras(tmp_path: Path) -> None:
     assert merged["bip"] == "198.18.3.1/24" and merged["insecure-registries"] == ["registry.lab:5000"]
 
 
-@pytest.mark.parametrize("key", ["hosts", "tls", "tlsverify", "tlskey"])
+@pytest.mark.parametrize("key", ["hosts", "ip", "tls", "tlsverify", "tlskey"])
 def test_extras_may_not_touch_listener_or_tls(tmp_path: Path, key: str) -> None:
     with pytest.raises(DaemonConfigError, match=key):
         build_daemon_json(PLATFORM_CONFIG, tls_dir=tmp_path, extras={key: "x"})
@@ -89,6 +90,11 @@ def test_a_good_daemon_json_passes(tmp_path: Path, tls_dir: Path) -> None:
         ({"hosts": [f"tcp://[{OVERLAY}]:2375"]}, "port 2376"),
         ({"hosts": ["tcp://[fd00:abcd:1::9]:2376"]}, "not an overlay address of this node"),
         ({"hosts": ["tcp://[::1]:2376"]}, "not a unicast overlay"),
+        ({"ip": "0.0.0.0"}, "ip .*must be the overlay address"),
+        ({"ip": "::"}, "ip .*must be the overlay address"),
+        ({"ip": "fd00:abcd:1::9"}, "ip .*must be the overlay address"),
+        ({"ip": "not-an-address"}, "ip .*must be the overlay address"),
+        ({"ip": None}, "ip .*must be the overlay address"),
         ({"tls": False}, "tls must be true"),
         ({"tlsverify": False}, "tlsverify must be true"),
         ({"tlsverify": "true"}, "tlsverify must be true"),
@@ -97,6 +103,14 @@ def test_a_good_daemon_json_passes(tmp_path: Path, tls_dir: Path) -> None:
 def test_refused_daemon_json(tmp_path: Path, tls_dir: Path, change: dict, message: str) -> None:
     config = {**build_daemon_json(PLATFORM_CONFIG, tls_dir=tls_dir, extras={}), **change}
     with pytest.raises(DaemonConfigError, match=message):
+        check_daemon_json(_write(tmp_path, config), allowed_addresses=[OVERLAY])
+
+
+def test_a_daemon_config_without_ip_is_refused(tmp_path: Path, tls_dir: Path) -> None:
+    """Without ``ip`` dockerd publishes ports on every interface of the node, outside the SDWAN."""
+    platform_config = {k: v for k, v in PLATFORM_CONFIG.items() if k != "ip"}
+    config = build_daemon_json(platform_config, tls_dir=tls_dir, extras={})
+    with pytest.raises(DaemonConfigError, match="ip .*must be the overlay address"):
         check_daemon_json(_write(tmp_path, config), allowed_addresses=[OVERLAY])
 
 

@@ -99,6 +99,7 @@ def test_dockerd_starts_serves_mtls_only_and_stops(dockerd_env: dict) -> None:
     key_pem, cert_pem = ca.server_keypair(OVERLAY)
     platform_config = {
         "hosts": [f"tcp://[{OVERLAY}]:2376"],
+        "ip": OVERLAY,
         "tls": True,
         "tlsverify": True,
         "tlscacert": "/etc/docker/powernode/ca.pem",

@@ -1,4 +1,4 @@
-"""REST resource of the event log: filterset and read-only viewset (``/api/v1/events/``), newest first."""
+"""REST resource of the event log: filterset and read-only viewset (``/api/v1/events/``), newest first, cursor-paged."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from rest_framework import viewsets
 
 from apps.events.models import Event
 from apps.events.serializers import EventSerializer
+from powernode.pagination import NewestFirstCursorPagination
 from powernode.permissions import EventsView
 
 
@@ -25,3 +26,4 @@ class EventViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = EventSerializer
     filterset_class = EventFilter
     permission_classes = [EventsView]
+    pagination_class = NewestFirstCursorPagination  # a million rows: no COUNT, no OFFSET

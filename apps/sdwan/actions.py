@@ -11,6 +11,7 @@ from apps.sdwan.serializers import (
     SdwanNetworkSerializer,
     SdwanPeerSerializer,
 )
+from apps.sdwan.wireguard import ENDPOINT_PATTERN
 from powernode.actors import Actor
 from powernode.registry import action
 from powernode.schema import name, obj, string, uuid_
@@ -23,7 +24,11 @@ from powernode.schema import name, obj, string, uuid_
         required={"name": name("unique network name")},
         optional={
             "prefix": string("IPv6 ULA prefix, /64 or shorter; allocated when omitted", max_length=64),
-            "hub_endpoint": string("host:port where peers reach the hub", max_length=255),
+            "hub_endpoint": string(
+                "host:port where peers reach the hub, e.g. hub.example.org:51820 or [fd00::1]:51820",
+                max_length=255,
+                pattern=ENDPOINT_PATTERN,
+            ),
         },
     ),
     example={"name": "net-a", "prefix": "fd00:abcd:1::/64"},

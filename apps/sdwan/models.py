@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.nodes.models import NodeInstance
+from apps.sdwan.wireguard import validate_hub_endpoint
 from powernode.ids import uuid7
 
 
@@ -15,7 +16,13 @@ class SdwanNetwork(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     name = models.CharField(max_length=100, unique=True)
     prefix = models.CharField(max_length=64, unique=True, help_text="IPv6 ULA prefix, e.g. fd00:abcd:1::/64")
-    hub_endpoint = models.CharField(max_length=255, blank=True, default="", help_text="host:port of the hub")
+    hub_endpoint = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        validators=[validate_hub_endpoint],
+        help_text="host:port of the hub, e.g. hub.example.org:51820 or [fd00::1]:51820",
+    )
     hub_public_key = models.CharField(max_length=60)
     hub_private_key_encrypted = models.TextField(help_text="the hub's WireGuard key, encrypted at rest")
     next_host_index = models.BigIntegerField(

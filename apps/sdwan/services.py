@@ -34,6 +34,7 @@ def network_get(*, network_id: str) -> SdwanNetwork:
 
 @transaction.atomic
 def network_create(*, name: str, prefix: str | None = None, hub_endpoint: str = "", actor: Actor) -> SdwanNetwork:
+    hub_endpoint = wireguard.check_endpoint(hub_endpoint)  # it goes into every device's wg-quick config
     if SdwanNetwork.objects.filter(name=name).exists():
         raise ConflictError(f"An SDWAN network named {name!r} already exists.", details={"name": name})
     existing = [addressing.parse_prefix(p) for p in SdwanNetwork.objects.values_list("prefix", flat=True)]

@@ -102,7 +102,7 @@ def test_resources_need_their_view_permission(api_as, fleet, path, perm):
     viewer = api_as(f"viewer-{perm}", perms=[perm])
     response = viewer.client.get(path)
     assert response.status_code == 200
-    assert response.json()["count"] >= 1
+    assert len(response.json()["results"]) >= 1  # the event log is cursor-paged: no count
 
 
 def test_resource_filters(api, fleet):

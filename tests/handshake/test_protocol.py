@@ -33,6 +33,7 @@ def test_full_handshake_events_answers_and_host(api, docker_fleet, agent):
         "host_id": host_id,
         "daemon_config": {
             "hosts": [f"tcp://[{overlay}]:2376"],
+            "ip": overlay,  # ports published from the Docker CLI listen on the overlay only
             "tls": True,
             "tlsverify": True,
             "tlscacert": "/etc/docker/powernode/ca.pem",

@@ -10,7 +10,31 @@ from powernode.actors import Actor
 from powernode.registry import action
 from powernode.schema import boolean, enum, integer, obj, string
 
-IMAGE = string("image reference, e.g. registry.lab:5000/hello:1", max_length=255, pattern=r"^[^\s]+$")
+# What a Docker id, name or image reference may look like (docker/distribution's reference grammar): the
+# engine adapter puts these into request paths, so "../volumes/data" must never get that far. The
+# lookahead refuses control characters: in Python a JSON Schema "$" also matches before a final newline.
+_NO_CONTROL = r"(?![\s\S]*[\x00-\x1f\x7f])"
+_DOMAIN = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]{1,5})?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"  # never "..", never empty: no path tricks
+_REFERENCE = (
+    rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+CONTAINER_ID_PATTERN = rf"^{_NO_CONTROL}(?:[0-9a-f]{{12,64}}|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$"
+IMAGE_PATTERN = rf"^{_NO_CONTROL}{_REFERENCE}$"
+IMAGE_ID_PATTERN = rf"^{_NO_CONTROL}(?:sha256:[0-9a-f]{{64}}|[0-9a-f]{{12,64}}|{_REFERENCE})$"
+
+IMAGE = string("image reference, e.g. registry.lab:5000/hello:1", max_length=255, pattern=IMAGE_PATTERN)
+CONTAINER_ID = string(
+    "container id (64 hex digits or a 12+ digit prefix) or name, e.g. hello",
+    max_length=128,
+    pattern=CONTAINER_ID_PATTERN,
+)
+IMAGE_ID = string(
+    "image id (sha256:<hex> or a 12+ hex digit prefix) or reference, e.g. registry.lab:5000/hello:1",
+    max_length=255,
+    pattern=IMAGE_ID_PATTERN,
+)
 PORT = {
     "type": "object",
     "properties": {
@@ -91,7 +115,7 @@ def list_containers(*, actor: Actor, host_id: str, all: bool = False) -> dict[st
     "docker_delete_container",
     permission="system.docker_operate",
     input_schema=obj(
-        required={"host_id": HOST_ID, "container_id": string("container id or name", max_length=128)},
+        required={"host_id": HOST_ID, "container_id": CONTAINER_ID},
         optional={"force": boolean("kill it first if running")},
     ),
 )
@@ -104,7 +128,7 @@ def delete_container(*, actor: Actor, host_id: str, container_id: str, force: bo
 @action(
     "docker_delete_image",
     permission="system.docker_operate",
-    input_schema=obj(required={"host_id": HOST_ID, "image_id": string("image id or reference", max_length=255)}),
+    input_schema=obj(required={"host_id": HOST_ID, "image_id": IMAGE_ID}),
 )
 def delete_image(*, actor: Actor, host_id: str, image_id: str) -> dict[str, Any]:
     """Remove an image from a connected host."""

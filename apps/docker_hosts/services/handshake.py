@@ -238,9 +238,14 @@ def docker_host_config_sent(*, instance: NodeInstance, actor: Actor) -> DockerHo
 
 
 def daemon_config(*, host: DockerHost) -> dict[str, Any]:
-    """The daemon.json for a host: the overlay /128 on 2376 only, mutual TLS (docs/AGENT_PROTOCOL.md)."""
+    """The daemon.json for a host: the overlay /128 on 2376 only, mutual TLS (docs/AGENT_PROTOCOL.md).
+
+    ``ip`` is the default address of ports published without one (``docker run -p 8080:80`` from the CLI):
+    the overlay /128, so they are reachable through the SDWAN only, not on every interface of the node.
+    """
     return {
         "hosts": [host.api_endpoint],
+        "ip": host.overlay_address,
         "tls": True,
         "tlsverify": True,
         "tlscacert": "/etc/docker/powernode/ca.pem",
