@@ -1,4 +1,5 @@
-"""Set up the PKI on Vault/OpenBao: root and intermediate mounts, node roles, platform policy (idempotent)."""
+"""Set up the PKI on Vault/OpenBao: root and intermediate mounts, node roles, platform policy, and the client CA
+of every existing SDWAN network (idempotent)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.pki.adapters.vault import PLATFORM_POLICY, bootstrap
+from apps.sdwan.models import SdwanNetwork
 from powernode.errors import ApplicationError
 
 
 class Command(BaseCommand):
     help = (
         "Create the root and intermediate PKI mounts, the roles and the platform policy on the Vault at "
-        "VAULT_ADDR. Safe to run twice: existing CAs are kept, roles and policy are rewritten."
+        "VAULT_ADDR, and a client CA mount (pki_clients/<id>) for each existing SDWAN network (later networks "
+        "get theirs on first use). Safe to run twice: existing CAs are kept, roles and policy are rewritten."
     )
 
     def add_arguments(self, parser) -> None:  # noqa: ANN001
@@ -43,6 +46,7 @@ class Command(BaseCommand):
                 role=getattr(settings, "VAULT_PKI_ROLE", "node"),
                 root_mount=getattr(settings, "VAULT_PKI_ROOT_MOUNT", "pki"),
                 kv_mount=getattr(settings, "VAULT_KV_MOUNT", "secret"),
+                network_ids=tuple(str(pk) for pk in SdwanNetwork.objects.values_list("pk", flat=True)),
                 **kwargs,
             )
         except ApplicationError as exc:
