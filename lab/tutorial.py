@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from apps.docker_hosts import kinds as docker_kinds  # plain constants: no Django setup in the lab's process
-from lab.netns import check_ifname
+from lab.netns import check_ifname, in_netns
 from lab.pki import KeyPair
 from lab.platform import LabPlatform
 from lab.proc import LabError, run, wait_for, write_private
@@ -195,14 +195,42 @@ class Tutorial:
         )
 
     def _operator_certs(self) -> None:
+        """The workstation's certificate is for lab-a (the node's network), the intruder's for lab-b (its own):
+        each opens only its own network's hosts."""
         ws_dir = self.lab.dir / WORKSTATION / ".powernode"
-        self.platform.manage("export_operator_cert", "--user", self.platform.operator, "--out", str(ws_dir))
-        exported = self.platform.action("system_export_operator_cert")
-        intr_dir = self.lab.dir / INTRUDER / ".powernode"
-        write_private(intr_dir / "operator-ca.pem", exported["ca_pem"], 0o644)
-        write_private(intr_dir / "operator-cert.pem", exported["cert_pem"], 0o644)
-        write_private(intr_dir / "operator-key.pem", exported["key_pem"], 0o600)
+        self.platform.manage(
+            "export_operator_cert",
+            "--user",
+            self.platform.operator,
+            "--network",
+            self.network_ids["lab-a"],
+            "--out",
+            str(ws_dir),
+        )
+        intr_dir = self.write_certs(
+            self.lab.dir / INTRUDER / ".powernode",
+            self.platform.action("system_export_operator_cert", {"network_id": self.network_ids["lab-b"]}),
+        )
         self.cert_dirs = {WORKSTATION: ws_dir, INTRUDER: intr_dir}
+
+    @staticmethod
+    def write_certs(directory: Path, exported: dict[str, Any]) -> Path:
+        """An export's ``ca_pem``, ``cert_pem``, ``key_pem`` as the files ``docker_cli`` reads."""
+        write_private(directory / "operator-ca.pem", exported["ca_pem"], 0o644)
+        write_private(directory / "operator-cert.pem", exported["cert_pem"], 0o644)
+        write_private(directory / "operator-key.pem", exported["key_pem"], 0o600)
+        return directory
+
+    def agent_handshake(self, agent_token: str, phase: str, **fields: Any) -> tuple[int, Any]:
+        """POST /api/v1/runtime/handshake as the agent holding ``agent_token`` (from the platform's namespace)."""
+        with in_netns(self.lab.platform.name):
+            response = self.platform._http().post(
+                f"{self.platform.url}/api/v1/runtime/handshake",
+                json={"runtime": "docker", "phase": phase, **fields},
+                headers={"Authorization": f"Bearer {agent_token}"},
+                timeout=60,
+            )
+        return response.status_code, response.json()
 
     def agent_argv(self) -> list[str]:
         """The agent's command line in the node (the shape agent/README.md gives for a namespaced node)."""
@@ -385,9 +413,12 @@ class Tutorial:
     ) -> subprocess.CompletedProcess[str]:
         return self.lab.curl(role, f"http://[{self.node_overlay}]:{PUBLISHED_PORT}/", max_time=max_time)
 
-    def docker_cli(self, role: str, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-        """The Docker CLI in host ``role`` with that host's exported operator certificate (not checked)."""
-        certs = self.cert_dirs[role]
+    def docker_cli(
+        self, role: str, *args: str, timeout: float = 20, certs: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The Docker CLI in host ``role`` with that host's exported operator certificate (not checked), or the
+        ``operator-{ca,cert,key}.pem`` files in ``certs``."""
+        certs = certs or self.cert_dirs[role]
         cli = next((c for c in DOCKER_CLI_CANDIDATES if Path(c).exists()), "docker")
         argv = [
             cli,

@@ -20,8 +20,9 @@ PERMISSIONS = [
     ("sdwan_view", "View SDWAN networks and peers"),
     ("sdwan_manage", "Create SDWAN networks, attach peers, grant device access"),
     ("docker_view", "View managed Docker hosts and their containers"),
-    ("docker_operate", "Pull images, run and delete containers, export operator certificates"),
+    ("docker_operate", "Pull images, run and delete containers"),
     ("docker_provision", "Assign runtime modules and decommission Docker runtimes"),
+    ("docker_cli", "Export Docker CLI client certificates (root on every host of a network)"),
     ("events_view", "Read the event log"),
 ]
 
@@ -78,4 +79,5 @@ SdwanManage = _CLASSES["sdwan_manage"]
 DockerView = _CLASSES["docker_view"]
 DockerOperate = _CLASSES["docker_operate"]
 DockerProvision = _CLASSES["docker_provision"]
+DockerCli = _CLASSES["docker_cli"]
 EventsView = _CLASSES["events_view"]

@@ -183,6 +183,7 @@ class IssuedCertificateFactory(DjangoModelFactory):
     common_name = factory.LazyAttribute(lambda o: o.host_id)
     operator = None
     revoked = False
+    network_id = "0193a1b2-0000-7000-8000-00000000fac0"  # whose client CA issues client kinds
 
     class Params:
         platform_client = factory.Trait(
@@ -199,6 +200,7 @@ class IssuedCertificateFactory(DjangoModelFactory):
     def _build(cls, model_class: type, *args: Any, **kwargs: Any) -> IssuedCertificate:
         """An unsaved record with a random serial and no certificate behind it."""
         overlay, revoked = kwargs.pop("overlay_address"), kwargs.pop("revoked")
+        kwargs.pop("network_id")
         now = timezone.now()
         return model_class(
             serial=":".join(f"{b:02x}" for b in secrets.token_bytes(16)),
@@ -223,6 +225,7 @@ class IssuedCertificateFactory(DjangoModelFactory):
             row = services.ca_issue_client_keypair(
                 kind=kwargs["kind"],
                 common_name=kwargs["common_name"],
+                network_id=kwargs["network_id"],
                 host_id=kwargs["host_id"],
                 operator=kwargs["operator"],
             ).certificate

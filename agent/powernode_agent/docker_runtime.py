@@ -331,13 +331,20 @@ class DockerRuntime:
         return parse_engine_version(result.stdout)
 
     # files
-    def write_tls(self, *, key_pem: bytes, cert_pem: bytes, chain_pem: bytes) -> None:
-        """Put the daemon's TLS files in place, all 0600 in a 0700 directory."""
+    def write_tls(
+        self, *, key_pem: bytes, cert_pem: bytes, chain_pem: bytes, client_ca_pem: bytes | None = None
+    ) -> None:
+        """Put the daemon's TLS files in place, all 0600 in a 0700 directory.
+
+        ``ca.pem`` (tlscacert: whom dockerd accepts as a client) is ``client_ca_pem``, the network's client
+        CA alone, when the platform sent one; a platform that predates per-network client CAs sends only
+        ``chain_pem``, which then serves as before.
+        """
         self.tls_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.tls_dir, 0o700)
         st.atomic_write(self.tls_dir / TLS_KEY, key_pem)
         st.atomic_write(self.tls_dir / TLS_CERT, cert_pem)
-        st.atomic_write(self.tls_dir / TLS_CA, chain_pem)
+        st.atomic_write(self.tls_dir / TLS_CA, client_ca_pem or chain_pem)
 
     def write_daemon_json(self, platform_config: dict[str, Any]) -> dict[str, Any]:
         merged = build_daemon_json(
@@ -382,7 +389,7 @@ class DockerRuntime:
             # Back to the stock unit, so a later start does not look for a daemon.json that is gone.
             removed.append(str(dropin))
             self._systemctl("daemon-reload", check=False)
-        for name in (st.DOCKER_KEY, st.DOCKER_CERT, st.DOCKER_CHAIN, st.DAEMON_CONFIG):
+        for name in (st.DOCKER_KEY, st.DOCKER_CERT, st.DOCKER_CHAIN, st.DOCKER_CLIENT_CA, st.DAEMON_CONFIG):
             if self.store.remove(name):
                 removed.append(str(self.store.path(name)))
         try:

@@ -141,8 +141,18 @@ class HandshakeWalker:
             if not isinstance(answer.get(field), str) or not answer[field]:
                 raise AgentApiError("BadPlatformAnswer", f"wants_cert answer lacks {field}")
         x509.load_pem_x509_certificate(answer["cert_pem"].encode())
+        client_ca = answer.get("client_ca_pem")
+        if client_ca is not None and (not isinstance(client_ca, str) or not client_ca):
+            raise AgentApiError("BadPlatformAnswer", "wants_cert answer has an empty client_ca_pem")
+        if client_ca:
+            x509.load_pem_x509_certificate(client_ca.encode())
         self.store.write(st.DOCKER_CERT, answer["cert_pem"])
         self.store.write(st.DOCKER_CHAIN, answer["chain_pem"])
+        if client_ca:
+            # dockerd will trust only the network's client CA, not the whole chain.
+            self.store.write(st.DOCKER_CLIENT_CA, client_ca)
+        else:  # a platform without per-network client CAs: the chain is the client CA, as before
+            self.store.remove(st.DOCKER_CLIENT_CA)
         self._done("wants_cert", host_id=answer["host_id"])
         log.info("handshake: posted wants_cert, got a certificate for %s", answer["host_id"])
 
@@ -165,7 +175,12 @@ class HandshakeWalker:
             # Someone removed files under us: start over from the certificate.
             self.store.update(docker_step="installing")
             raise RuntimeError("TLS material or daemon_config missing from the state directory")
-        self.runtime.write_tls(key_pem=key_pem, cert_pem=cert_pem, chain_pem=chain_pem)
+        self.runtime.write_tls(
+            key_pem=key_pem,
+            cert_pem=cert_pem,
+            chain_pem=chain_pem,
+            client_ca_pem=self.store.read(st.DOCKER_CLIENT_CA),
+        )
         self.runtime.write_daemon_json(json.loads(raw_config))
         self.runtime.validate(allowed_addresses=self.overlay_addresses)
         self._done("configured")

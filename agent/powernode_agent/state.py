@@ -11,7 +11,8 @@ from typing import Any
 STATE_FILE = "state.json"
 DOCKER_KEY = "docker-key.pem"
 DOCKER_CERT = "docker-cert.pem"
-DOCKER_CHAIN = "docker-chain.pem"
+DOCKER_CHAIN = "docker-chain.pem"  # verifies the daemon's server certificate (the agent's own probe)
+DOCKER_CLIENT_CA = "docker-client-ca.pem"  # the network's client CA: the only clients dockerd accepts
 DAEMON_CONFIG = "daemon-config.json"  # the platform's daemon_config, kept to resume after a crash
 WG_PRIVATE_KEY = "wireguard.key"
 DOCKERD_PID = "dockerd.pid"

@@ -117,6 +117,8 @@ class FakePlatform:
         self.instance_id = str(uuid.uuid4())
         self.host_id = f"host-{uuid.uuid4()}"
         self.overlay = "fd00:abcd:1::2"
+        # the network's client CA sent beside chain_pem (None: a platform from before per-network client CAs)
+        self.client_ca_pem: bytes | None = None
         self.requests: list[Recorded] = []
         self.heartbeat_answers: list[dict[str, Any]] = []  # consumed in order; the last one repeats
         self.sdwan: list[dict[str, Any]] = []
@@ -191,6 +193,7 @@ class FakePlatform:
                 "host_id": self.host_id,
                 "cert_pem": cert.decode(),
                 "chain_pem": self.ca.pem.decode(),
+                **({"client_ca_pem": self.client_ca_pem.decode()} if self.client_ca_pem else {}),
                 "next_phase": "wants_config",
             }
         if phase == "wants_config":

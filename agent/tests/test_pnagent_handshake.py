@@ -11,6 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from pnagent_fakes import TestCa
 
 from powernode_agent import state as st
 from powernode_agent.handshake import HandshakeFailed, HandshakeWalker, decommission, runtime_report
@@ -69,6 +70,8 @@ def test_full_walk_posts_phases_in_order_and_keeps_the_key_local(fake_platform, 
     assert (config.docker_tls_dir / "key.pem").read_bytes() == key_pem
     for name in ("key.pem", "cert.pem", "ca.pem"):
         assert stat.S_IMODE(os.stat(config.docker_tls_dir / name).st_mode) == 0o600
+    # a platform that sends no client_ca_pem: the chain is the daemon's client CA, as before
+    assert (config.docker_tls_dir / "ca.pem").read_bytes() == fake_platform.ca.pem
 
     data = fake_runtime.store.load()
     assert (data["docker_step"], data["docker_phase"], data["host_id"]) == (
@@ -199,3 +202,24 @@ def test_decommission_stops_removes_files_and_confirms(fake_platform, fake_runti
     # Repeating it (the order is still in the next heartbeat) is harmless: the platform's 409 counts as done.
     decommission(client, fake_runtime, store, host_id=fake_platform.host_id)
     assert runtime_report(store) == {"phase": "decommissioned"}
+
+
+def test_daemon_trusts_only_the_networks_client_ca_when_sent(fake_platform, fake_runtime) -> None:
+    """tlscacert is the network's client CA alone; the server chain still checks the daemon (the probe)."""
+    client_ca = TestCa("powernode client CA 0193a1b2-0000-7000-8000-0000000000aa")
+    fake_platform.client_ca_pem = client_ca.pem
+    _walker(fake_platform, fake_runtime).walk()
+
+    tls_dir = fake_runtime.config.docker_tls_dir
+    assert (tls_dir / "ca.pem").read_bytes() == client_ca.pem
+    assert stat.S_IMODE(os.stat(tls_dir / "ca.pem").st_mode) == 0o600
+    assert fake_runtime.store.read(st.DOCKER_CHAIN) == fake_platform.ca.pem
+    assert fake_runtime.store.read(st.DOCKER_CLIENT_CA) == client_ca.pem
+    assert fake_platform.host_status == "connected"
+
+
+def test_an_empty_client_ca_is_refused(fake_platform, fake_runtime) -> None:
+    fake_platform.client_ca_pem = b"not a certificate"
+    with pytest.raises(HandshakeFailed):
+        _walker(fake_platform, fake_runtime).walk()
+    assert not (fake_runtime.config.docker_tls_dir / "ca.pem").exists()

@@ -81,6 +81,7 @@ def runtime_handshake(*, instance: NodeInstance, payload: dict[str, Any], actor:
             "host_id": issued.host.id,
             "cert_pem": issued.cert_pem,
             "chain_pem": issued.chain_pem,
+            "client_ca_pem": issued.client_ca_pem,
             "next_phase": phases.WANTS_CONFIG,
         }
     if phase == phases.WANTS_CONFIG:

@@ -52,12 +52,27 @@ class SignedHostCertificate:
 
 @dataclass(frozen=True)
 class IssuedClientKeypair:
+    """A client keypair from a network's client CA, with what a TLS client needs beside it.
+
+    ``cert_pem`` is the leaf; ``chain_pem`` the network's client CA then the root (what verifies the
+    leaf); ``client_ca_pem`` the network's client CA alone (what that network's daemons trust);
+    ``presented_pem`` the leaf then its client CA (the certificate file a client should present: a
+    daemon that still trusts the root finds the chain too); ``server_ca_pem`` the chain that verifies
+    the daemons' server certificates (the issuing intermediate, then the root).
+    """
+
     certificate: IssuedCertificate
     key_pem: (
         str  # unencrypted PKCS#8; never stored by this app — callers encrypt it (secretbox) if they keep it
     )
     cert_pem: str
     chain_pem: str
+    client_ca_pem: str = ""
+    server_ca_pem: str = ""
+
+    @property
+    def presented_pem(self) -> str:
+        return self.cert_pem.strip() + "\n" + self.client_ca_pem.strip() + "\n"
 
 
 def _vault_settings() -> dict[str, Any]:
@@ -200,16 +215,28 @@ def ca_sign_host_csr(
     return SignedHostCertificate(certificate=row, cert_pem=signed.cert_pem, chain_pem=signed.chain_pem)
 
 
+def ca_client_ca_pem(*, network_id: str) -> str:
+    """The client CA of an SDWAN network (that one certificate, PEM), made on first use.
+
+    It is what that network's daemons trust (``tlscacert``) and the issuer of every client certificate
+    for the network. ``CaUnavailableError`` (502) when the CA cannot make or read it; the next call
+    tries again.
+    """
+    return get_ca_adapter().client_ca_pem(network_id=network_id)
+
+
 def ca_issue_client_keypair(
     *,
     kind: str,
     common_name: str,
+    network_id: str,
     host_id: str = "",
     operator: Any = None,
     ttl: dt.timedelta | None = None,
     actor: Actor | None = None,
 ) -> IssuedClientKeypair:
-    """Generate an Ed25519 key on the platform and have the CA issue a clientAuth certificate for it.
+    """Generate an Ed25519 key on the platform and have ``network_id``'s client CA issue a clientAuth
+    certificate for it: only daemons of that SDWAN network accept it.
 
     ``kind`` is ``platform_client`` (the platform's own connection to ``host_id``; CN e.g.
     ``platform:<host_id>``) or ``operator_client`` (a short-lived export for ``operator``; CN e.g.
@@ -223,7 +250,11 @@ def ca_issue_client_keypair(
     if ttl is None:
         ttl = PLATFORM_CLIENT_TTL if kind == IssuedCertificate.Kind.PLATFORM_CLIENT else OPERATOR_CLIENT_TTL
     adapter = get_ca_adapter()
-    issued: IssuedKeypair = adapter.issue_keypair(common_name=common_name, usage="client", ttl=ttl)
+    client_ca_pem = adapter.client_ca_pem(network_id=network_id)
+    server_ca_pem = adapter.ca_chain_pem()
+    issued: IssuedKeypair = adapter.issue_keypair(
+        common_name=common_name, usage="client", ttl=ttl, network_id=network_id
+    )
     row = _record(
         signed=issued,
         adapter=adapter,
@@ -235,7 +266,12 @@ def ca_issue_client_keypair(
         actor=actor,
     )
     return IssuedClientKeypair(
-        certificate=row, key_pem=issued.key_pem, cert_pem=issued.cert_pem, chain_pem=issued.chain_pem
+        certificate=row,
+        key_pem=issued.key_pem,
+        cert_pem=issued.cert_pem,
+        chain_pem=issued.chain_pem,
+        client_ca_pem=client_ca_pem,
+        server_ca_pem=server_ca_pem,
     )
 
 

@@ -97,7 +97,12 @@ def _cases(fleet: dict[str, Any]) -> dict[str, Case]:
             bad={"host_id": "node-1"},
             missing={"host_id": MISSING_HOST},
         ),
-        "system_export_operator_cert": Case(ok={}, key="cert_pem", bad={"x": 1}, missing=None),
+        "system_export_operator_cert": Case(
+            ok={"network_id": n},
+            key="cert_pem",
+            bad={"network_id": n, "ttl_minutes": 481},
+            missing={"network_id": MISSING},
+        ),
         "recent_events": Case(
             ok={"kind_prefix": "system.sdwan", "limit": 5}, key="events", bad={"limit": 501}, missing=None
         ),

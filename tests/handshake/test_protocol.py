@@ -169,3 +169,41 @@ def test_every_event_carries_instance_and_agent_actor(docker_fleet, agent):
         assert event.actor == "agent:node-1"
         if event.kind != "system.docker.runtime.installing":
             assert event.host_id == host_id
+
+
+def test_daemon_trusts_only_its_networks_client_ca(api, docker_fleet, agent):
+    """wants_cert hands the agent its network's client CA (tlscacert) beside the unchanged server chain; the
+    platform's client keypair for the host comes from that CA, and another network's CA did not issue it."""
+    agent.ok("installing")
+    answer = agent.ok("wants_cert", csr_pem=make_csr())
+    network_id = docker_fleet["network"]["id"]
+
+    client_cas = x509.load_pem_x509_certificates(answer["client_ca_pem"].encode())
+    assert len(client_cas) == 1  # that CA alone: not the root, which would accept every network's certs
+    client_ca = client_cas[0]
+    assert client_ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value.endswith(network_id)
+    chain = x509.load_pem_x509_certificates(answer["chain_pem"].encode())
+    assert client_ca not in chain  # the server chain is a different thing, and unchanged
+    client_ca.verify_directly_issued_by(chain[1])  # signed by the same root
+
+    host = DockerHost.objects.get(pk=answer["host_id"])
+    presented = x509.load_pem_x509_certificates(host.client_cert_pem.encode())
+    assert presented[1] == client_ca  # the leaf, then its client CA
+    presented[0].verify_directly_issued_by(client_ca)
+    # the platform verifies the daemon with the server chain
+    assert x509.load_pem_x509_certificates(host.client_chain_pem.encode()) == chain
+
+    other = api.ok("system_sdwan_create_network", {"name": "net-b", "prefix": "fd00:abcd:2::/64"})["network"]
+    other_ca = x509.load_pem_x509_certificate(
+        api.ok("system_export_operator_cert", {"network_id": other["id"]})["client_ca_pem"].encode()
+    )
+    assert other_ca != client_ca
+    try:
+        presented[0].verify_directly_issued_by(other_ca)
+    except Exception:  # noqa: BLE001 - InvalidSignature or ValueError (issuer name differs)
+        pass
+    else:
+        raise AssertionError("network B's client CA accepted the platform's client cert for a host of network A")
+
+    config = agent.ok("wants_config")["daemon_config"]
+    assert config["tlscacert"].endswith("/ca.pem")

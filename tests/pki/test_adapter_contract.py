@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -13,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from apps.pki.adapters.base import CaAdapter, format_serial
 from apps.pki.adapters.csr import MAX_CSR_BYTES
-from powernode.errors import InvalidCsrError, NotFound
+from powernode.errors import InvalidCsrError, NotFound, ValidationError
 from tests.csr import greedy_sans, make_bad_signature_csr, make_csr
 from tests.pki.helpers import (
     CLIENT_AUTH,
@@ -196,3 +199,67 @@ def test_status_reports_a_reachable_ca(ca_adapter: CaAdapter) -> None:
     assert status.adapter == type(ca_adapter).__name__
     assert status.reachable is True
     assert status.details
+
+
+NETWORK_A = "0193a1b2-0000-7000-8000-0000000000aa"
+NETWORK_B = "0193a1b2-0000-7000-8000-0000000000bb"
+
+
+def _trusting_only(ca_pem: str, cert_pem: str) -> subprocess.CompletedProcess[str]:
+    """``openssl verify`` with ``ca_pem`` as the only trust anchor, as dockerd's tlscacert is."""
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "ca.pem").write_text(ca_pem)
+        Path(tmp, "leaf.pem").write_text(cert_pem)
+        cmd = ["openssl", "verify", "-partial_chain", "-purpose", "sslclient", "-CAfile", f"{tmp}/ca.pem"]
+        return subprocess.run([*cmd, f"{tmp}/leaf.pem"], capture_output=True, text=True, timeout=30)
+
+
+def test_each_network_has_its_own_client_ca(ca_adapter: CaAdapter) -> None:
+    server_chain = ca_adapter.ca_chain_pem()
+    ca_a = ca_adapter.client_ca_pem(network_id=NETWORK_A)
+    ca_b = ca_adapter.client_ca_pem(network_id=NETWORK_B)
+    assert ca_adapter.client_ca_pem(network_id=NETWORK_A.upper()) == ca_a  # made once, then kept
+    (cert_a,), (cert_b,) = split_pems(ca_a), split_pems(ca_b)
+    root = split_pems(server_chain)[-1]
+    for ca, network in ((cert_a, NETWORK_A), (cert_b, NETWORK_B)):
+        assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True
+        assert common_name(ca).endswith(network)
+        ca.verify_directly_issued_by(root)  # under the one root
+    assert cert_a.public_key() != cert_b.public_key()
+
+    issued_a = ca_adapter.issue_keypair(common_name="operator:alice", ttl=HOUR, network_id=NETWORK_A)
+    signed_b = ca_adapter.sign_csr(
+        csr_pem=make_csr(), common_name="platform:host-b", ip_sans=[], usage="client", ttl=HOUR, network_id=NETWORK_B
+    )
+    leaf_a = load_cert(issued_a.cert_pem)
+    assert leaf_a.issuer == cert_a.subject and eku(leaf_a) == [CLIENT_AUTH]
+    assert split_pems(issued_a.chain_pem) == [cert_a, root]  # the network's client CA, then the root
+    ok = openssl_verify(issued_a.cert_pem, issued_a.chain_pem, purpose="sslclient")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+    # What a daemon of each network trusts: only its own network's client CA.
+    assert _trusting_only(ca_a, issued_a.cert_pem).returncode == 0
+    assert _trusting_only(ca_b, signed_b.cert_pem).returncode == 0
+    assert _trusting_only(ca_b, issued_a.cert_pem).returncode != 0
+    assert _trusting_only(ca_a, signed_b.cert_pem).returncode != 0
+    # ...and a certificate from the server intermediate (the old way) opens no network's daemon.
+    legacy = ca_adapter.issue_keypair(common_name="platform:host-old", ttl=HOUR)
+    assert _trusting_only(ca_a, legacy.cert_pem).returncode != 0
+
+    # The server chain is unchanged: same chain, server certificates still from the intermediate.
+    assert ca_adapter.ca_chain_pem() == server_chain
+    signed = sign_server(ca_adapter, make_csr())
+    assert split_pems(signed.chain_pem) == split_pems(server_chain)
+    assert _trusting_only(ca_a, signed.cert_pem).returncode != 0
+
+    # A network's client certificate is revocable like any other.
+    assert ca_adapter.revoke(serial=issued_a.serial, cert_pem=issued_a.cert_pem) is not None
+
+
+def test_network_client_ca_refuses_server_use_and_bad_ids(ca_adapter: CaAdapter) -> None:
+    with pytest.raises(ValidationError):
+        ca_adapter.sign_csr(
+            csr_pem=make_csr(), common_name="host-x", ip_sans=[OVERLAY], usage="server", ttl=HOUR, network_id=NETWORK_A
+        )
+    with pytest.raises(ValidationError):
+        ca_adapter.client_ca_pem(network_id="../../etc")

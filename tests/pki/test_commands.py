@@ -28,14 +28,22 @@ def test_pki_init_local_ca_keeps_an_existing_ca_unless_forced(settings, tmp_path
 
 
 @pytest.mark.vault
+@pytest.mark.django_db
 def test_pki_bootstrap_vault_twice(settings, tmp_path: Path) -> None:  # noqa: ANN001
+    from apps.pki.adapters.vault import client_mount_name
+    from tests.factories import SdwanNetworkFactory
+
+    network = SdwanNetworkFactory()
     with OpenBaoServer(tmp_path / "bao") as server:
         settings.VAULT_ADDR, settings.VAULT_TOKEN = server.url, server.token
         first = run("pki_bootstrap_vault")
         assert "created  intermediate:pki_int" in first and "created  role:node" in first
+        # the client CA of every existing network
+        assert f"created  client_ca:{client_mount_name(str(network.pk))}" in first
         second = run("pki_bootstrap_vault")
         assert "created  " not in second  # nothing new on the second run
         assert "present  intermediate:pki_int" in second and "present  role:node-client" in second
+        assert f"present  client_ca:{client_mount_name(str(network.pk))}" in second
 
 
 def test_pki_bootstrap_vault_without_settings_is_a_clear_error(settings) -> None:  # noqa: ANN001

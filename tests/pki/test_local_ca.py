@@ -98,3 +98,35 @@ def test_lost_issued_copy_is_made_up_for_by_the_certificate(tmp_path: Path) -> N
     adapter.revoke(serial=issued.serial, cert_pem=issued.cert_pem)
     crl = x509.load_pem_x509_crl(adapter.crl_pem().encode())
     assert issued.serial in {format_serial(r.serial_number) for r in crl}
+
+
+NETWORK = "0193a1b2-0000-7000-8000-0000000000aa"
+
+
+def test_a_networks_client_ca_lives_in_its_own_directory_and_is_never_overwritten(tmp_path: Path) -> None:
+    ca_dir = tmp_path / "pki"
+    init_local_ca(ca_dir)
+    adapter = LocalCaAdapter(ca_dir)
+    pem = adapter.client_ca_pem(network_id=NETWORK)
+    directory = ca_dir / "clients" / NETWORK
+    assert (directory / "ca.pem").read_text() == pem
+    assert stat.S_IMODE((directory / "ca.key.pem").stat().st_mode) == 0o600
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    # Another process (a fresh adapter) uses the same CA: it is made once.
+    assert LocalCaAdapter(ca_dir).client_ca_pem(network_id=NETWORK) == pem
+    issued = LocalCaAdapter(ca_dir).issue_keypair(common_name="operator:bob", ttl=HOUR, network_id=NETWORK)
+    # A revocation in another process finds the serial (issued.log or the client CA's signature).
+    assert adapter.revoke(serial=issued.serial, cert_pem=issued.cert_pem)
+
+    # A key left without its certificate is not replaced by a new CA.
+    other = "0193a1b2-0000-7000-8000-0000000000bb"
+    (ca_dir / "clients" / other).mkdir(mode=0o700)
+    (ca_dir / "clients" / other / "ca.key.pem").write_text("half made")
+    with pytest.raises(CaUnavailableError):
+        adapter.client_ca_pem(network_id=other)
+    assert (ca_dir / "clients" / other / "ca.key.pem").read_text() == "half made"
+
+    # Rotating the local CA drops the client CAs signed by the old root; they are made again on use.
+    init_local_ca(ca_dir, force=True)
+    assert not (ca_dir / "clients").exists()
+    assert adapter.client_ca_pem(network_id=NETWORK) != pem

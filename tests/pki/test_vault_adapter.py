@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import hvac
 import hvac.exceptions
 import pytest
 
-from apps.pki.adapters.vault import PLATFORM_POLICY, VaultCaAdapter, bootstrap
+from apps.pki.adapters.vault import PLATFORM_POLICY, VaultCaAdapter, bootstrap, client_mount_name
 from powernode.errors import CaUnavailableError
 from tests.csr import make_csr
 from tests.openbao import OpenBaoServer, free_port
@@ -138,3 +139,41 @@ def test_sealed_openbao_is_unreachable_in_status(openbao_persistent: OpenBaoServ
     finally:
         server.restart()  # start() unseals
     assert sign(VaultCaAdapter(server.url, server.token)).serial
+
+
+def test_platform_policy_token_makes_a_networks_client_ca_on_first_use(openbao: OpenBaoServer) -> None:
+    """A network created after bootstrap: the platform's own token makes its client CA mount on the first
+    client certificate, signs there, revokes there, and still cannot sign-verbatim or widen the role."""
+    network = str(uuid.uuid4())
+    root = hvac.Client(openbao.url, token=openbao.token)
+    token = root.auth.token.create(policies=[PLATFORM_POLICY], no_default_policy=False, ttl="10m")["auth"][
+        "client_token"
+    ]
+    adapter = VaultCaAdapter(openbao.url, token)
+    issued = adapter.issue_keypair(common_name="operator:alice", ttl=HOUR, network_id=network)
+    client_ca = load_cert(adapter.client_ca_pem(network_id=network))
+    assert load_cert(issued.cert_pem).issuer == client_ca.subject
+    assert openssl_verify(issued.cert_pem, issued.chain_pem, purpose="sslclient").returncode == 0
+    adapter.revoke(serial=issued.serial, cert_pem=issued.cert_pem)
+    mount = client_mount_name(network)
+    record = root.read(f"{mount}/cert/{issued.serial}")["data"]
+    assert record["revocation_time"] > 0  # revoked on the network's own mount
+    # a second adapter (another process) finds the CA made, and keeps it
+    assert VaultCaAdapter(openbao.url, token).client_ca_pem(network_id=network) == adapter.client_ca_pem(
+        network_id=network
+    )
+    limited = hvac.Client(openbao.url, token=token)
+    with pytest.raises(hvac.exceptions.Forbidden):
+        limited.write(f"{mount}/sign-verbatim/node-client", csr=make_csr(), common_name="anything")
+    with pytest.raises(hvac.exceptions.Forbidden):
+        limited.write(f"{mount}/issue/node-client", common_name="anything")
+    with pytest.raises(hvac.exceptions.Forbidden):
+        limited.write("pki_int/roles/node", allow_any_name=True, use_csr_sans=True)
+
+
+def test_bootstrap_makes_client_cas_for_the_networks_it_is_given(openbao: OpenBaoServer) -> None:
+    network = str(uuid.uuid4())
+    report = bootstrap(url=openbao.url, token=openbao.token, network_ids=(network,))
+    assert f"client_ca:{client_mount_name(network)}" in report["created"]
+    again = bootstrap(url=openbao.url, token=openbao.token, network_ids=(network,))
+    assert f"client_ca:{client_mount_name(network)}" in again["present"]

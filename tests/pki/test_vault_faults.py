@@ -107,8 +107,11 @@ def test_kv_write_fails_after_commit_then_vault_sync_lands_it(
     row.refresh_from_db()
     assert row.status == VaultKvOutbox.Status.DONE and row.done_at is not None
     assert row.payload_encrypted == ""  # no second copy once Vault has it
-    assert kv(vault).read(kv_path_for_host(host.id)) == {
+    stored = kv(vault).read(kv_path_for_host(host.id))
+    assert stored.pop("client_ca_pem") in host.client_cert_pem  # the leaf is presented with its client CA
+    assert stored == {
         "host_id": host.id,
+        "network_id": str(host.network_id),
         "serial": host.client_cert_serial,
         "cert_pem": host.client_cert_pem,
         "key_pem": key_pem,

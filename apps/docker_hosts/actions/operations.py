@@ -8,7 +8,7 @@ from apps.docker_hosts.actions.hosts import HOST_ID
 from apps.docker_hosts.services import operations, operator_cert
 from powernode.actors import Actor
 from powernode.registry import action
-from powernode.schema import boolean, enum, integer, obj, string
+from powernode.schema import boolean, enum, integer, obj, string, uuid_
 
 # What a Docker id, name or image reference may look like (docker/distribution's reference grammar): the
 # engine adapter puts these into request paths, so "../volumes/data" must never get that far. The
@@ -136,7 +136,25 @@ def delete_image(*, actor: Actor, host_id: str, image_id: str) -> dict[str, Any]
     return {"deleted": {"host_id": host_id, "image_id": image_id}}
 
 
-@action("system_export_operator_cert", permission="system.docker_operate", input_schema=obj())
-def export_operator_cert(*, actor: Actor) -> dict[str, Any]:
-    """A short-lived client certificate for you, for the Docker CLI (--tlsverify) on a host's overlay address."""
-    return operator_cert.operator_cert_export(actor=actor)
+@action(
+    "system_export_operator_cert",
+    permission="system.docker_cli",
+    input_schema=obj(
+        required={"network_id": uuid_("SDWAN network id: only that network's hosts accept the certificate")},
+        optional={
+            "ttl_minutes": integer(
+                f"lifetime in minutes (default {operator_cert.DEFAULT_TTL_MINUTES})",
+                minimum=1,
+                maximum=operator_cert.MAX_TTL_MINUTES,
+            )
+        },
+    ),
+)
+def export_operator_cert(
+    *, actor: Actor, network_id: str, ttl_minutes: int = operator_cert.DEFAULT_TTL_MINUTES
+) -> dict[str, Any]:
+    """A short-lived client certificate for you, for the Docker CLI (--tlsverify) on the hosts of one network.
+
+    The Docker CLI is root on a host, so this needs system.docker_cli.
+    """
+    return operator_cert.operator_cert_export(actor=actor, network_id=network_id, ttl_minutes=ttl_minutes)

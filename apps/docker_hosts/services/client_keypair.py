@@ -1,9 +1,14 @@
-"""The platform's own client mTLS keypair for a host: issued at ``wants_cert`` (and renewed near expiry),
-mirrored on the DockerHost row with the key encrypted, and written to Vault KV after commit (DESIGN §5)."""
+"""The platform's own client mTLS keypair for a host: issued by the host's network's client CA at ``wants_cert``
+(and renewed near expiry), mirrored on the DockerHost row with the key encrypted, and written to Vault KV after
+commit (DESIGN §5). On the row, ``client_cert_pem`` is the leaf then its client CA (what the platform presents)
+and ``client_chain_pem`` the chain that verifies the daemon's server certificate."""
 
 from __future__ import annotations
 
 import datetime as dt
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from apps.docker_hosts.models import DockerHost
 from apps.pki.kv import kv_write_after_commit
@@ -29,14 +34,29 @@ def kv_path_for_host(host_id: str) -> str:
     return f"powernode/hosts/{host_id}/platform-client"
 
 
-def client_keypair_needs_issuing(host: DockerHost, now: dt.datetime) -> bool:
+def client_keypair_needs_issuing(host: DockerHost, now: dt.datetime, *, client_ca_pem: str = "") -> bool:
+    """No keypair yet, one near expiry, or (given the network's ``client_ca_pem``) one that CA did not issue:
+    a keypair from before the per-network client CAs, which the host's daemon no longer accepts."""
     if not host.client_cert_pem or host.client_cert_not_after is None:
         return True
-    return host.client_cert_not_after - now < CLIENT_RENEW_BEFORE
+    if host.client_cert_not_after - now < CLIENT_RENEW_BEFORE:
+        return True
+    return bool(client_ca_pem) and not _issued_by(host.client_cert_pem, client_ca_pem)
+
+
+def _issued_by(cert_pem: str, ca_pem: str) -> bool:
+    try:
+        x509.load_pem_x509_certificate(cert_pem.encode()).verify_directly_issued_by(
+            x509.load_pem_x509_certificate(ca_pem.encode())
+        )
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def client_keypair_issue(*, host: DockerHost, actor: Actor) -> None:
-    """Issue the keypair (CN ``platform:<host id>``) onto ``host`` (not saved) and queue its Vault KV copy.
+    """Issue the keypair (CN ``platform:<host id>``, from the client CA of ``host.network_id``) onto ``host``
+    (not saved) and queue its Vault KV copy.
 
     Runs inside the caller's transaction: the KV write is recorded there and sent after commit; a failed
     send stays in the outbox for ``vault_sync``. Without Vault configured it is recorded as skipped.
@@ -44,21 +64,24 @@ def client_keypair_issue(*, host: DockerHost, actor: Actor) -> None:
     issued = ca_issue_client_keypair(
         kind=IssuedCertificate.Kind.PLATFORM_CLIENT,
         common_name=f"platform:{host.id}",
+        network_id=str(host.network_id),
         host_id=host.id,
         actor=actor,
     )
     host.client_cert_serial = issued.certificate.serial
-    host.client_cert_pem = issued.cert_pem
+    host.client_cert_pem = issued.presented_pem
     host.client_key_encrypted = secretbox.encrypt(issued.key_pem)
-    host.client_chain_pem = issued.chain_pem
+    host.client_chain_pem = issued.server_ca_pem
     host.client_cert_not_after = issued.certificate.not_after
     kv_write_after_commit(
         path=kv_path_for_host(host.id),
         data={
             "host_id": host.id,
             "serial": issued.certificate.serial,
-            "cert_pem": issued.cert_pem,
+            "network_id": str(host.network_id),
+            "cert_pem": host.client_cert_pem,
             "key_pem": issued.key_pem,
-            "chain_pem": issued.chain_pem,
+            "chain_pem": host.client_chain_pem,
+            "client_ca_pem": issued.client_ca_pem,
         },
     )

@@ -26,7 +26,7 @@ from apps.docker_hosts.services.host_state import refuse_decommissioned, refuse_
 from apps.events.services import event_record
 from apps.modules.models import Module, ModuleAssignment
 from apps.nodes.models import NodeInstance
-from apps.pki.services import ca_sign_host_csr
+from apps.pki.services import ca_client_ca_pem, ca_sign_host_csr
 from apps.sdwan.models import SdwanPeer
 from powernode.actors import Actor
 from powernode.db import any_datetime, columns, db_uuid, fetch, inet_text, uuid_text
@@ -37,12 +37,14 @@ MAX_ERROR_CHARS = 2000
 
 @dataclass(frozen=True)
 class HostCertificate:
-    """The answer to ``wants_cert``: the host and the daemon's new server certificate."""
+    """The answer to ``wants_cert``: the host, the daemon's new server certificate with its chain, and the
+    client CA of the host's network: the only CA the daemon trusts for clients (``tlscacert``)."""
 
     host: DockerHost
     cert_pem: str
     chain_pem: str
     created: bool
+    client_ca_pem: str = ""
 
 
 # -- what every phase reads first -------------------------------------------------------------------
@@ -203,7 +205,8 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
         # until it reports ready again.
         host.status = DockerHost.Status.PENDING
         fields.append("status")
-    if client_keypair_needs_issuing(host, now):
+    client_ca_pem = ca_client_ca_pem(network_id=str(host.network_id))
+    if client_keypair_needs_issuing(host, now, client_ca_pem=client_ca_pem):
         client_keypair_issue(host=host, actor=actor)
         fields += CLIENT_KEYPAIR_FIELDS
     if created:
@@ -223,7 +226,9 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
             "replaces": previous_serial or None,
         },
     )
-    return HostCertificate(host=host, cert_pem=signed.cert_pem, chain_pem=signed.chain_pem, created=created)
+    return HostCertificate(
+        host=host, cert_pem=signed.cert_pem, chain_pem=signed.chain_pem, created=created, client_ca_pem=client_ca_pem
+    )
 
 
 @transaction.atomic
@@ -242,6 +247,8 @@ def daemon_config(*, host: DockerHost) -> dict[str, Any]:
 
     ``ip`` is the default address of ports published without one (``docker run -p 8080:80`` from the CLI):
     the overlay /128, so they are reachable through the SDWAN only, not on every interface of the node.
+    ``tlscacert`` is where the agent writes ``client_ca_pem`` from ``wants_cert``: the host's network's
+    client CA alone, so the daemon accepts no client certificate made for another network.
     """
     return {
         "hosts": [host.api_endpoint],

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509.oid import NameOID
+
+from powernode.errors import ValidationError
 
 Usage = Literal["server", "client"]
 USAGES: tuple[str, ...] = ("server", "client")
@@ -38,6 +43,44 @@ def parse_serial(text: str) -> int:
 def canonical_serial(text: str) -> str:
     """Normalise any accepted serial spelling to the canonical form."""
     return format_serial(parse_serial(text))
+
+
+CLIENT_CA_CN_PREFIX = "powernode client CA "
+_CLIENT_CA_CN = re.compile(r"client CA ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+
+
+def network_key(network_id: str) -> str:
+    """The canonical form (lowercase hyphenated UUID) of an SDWAN network id; ``ValidationError`` otherwise."""
+    try:
+        return str(uuid.UUID(str(network_id)))
+    except (ValueError, TypeError, AttributeError):
+        raise ValidationError(
+            "network_id must be an SDWAN network id (a UUID).", details={"network_id": str(network_id)}
+        ) from None
+
+
+def client_network(usage: str, network_id: str | None) -> str | None:
+    """``network_id`` in canonical form when given; only client certificates come from a network's CA."""
+    if network_id is None:
+        return None
+    if usage != "client":
+        raise ValidationError(
+            "Only client certificates come from a network's client CA; server certificates have no network_id.",
+            details={"usage": usage, "network_id": str(network_id)},
+        )
+    return network_key(network_id)
+
+
+def client_ca_common_name(network_id: str) -> str:
+    """The subject CN of a network's client CA: it names the network, so an issuer says which CA it is."""
+    return CLIENT_CA_CN_PREFIX + network_key(network_id)
+
+
+def client_ca_network(cert: x509.Certificate) -> str | None:
+    """The network id named by the issuer of ``cert`` when a network's client CA issued it, else None."""
+    names = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+    match = _CLIENT_CA_CN.search(str(names[0].value)) if names else None
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True)
@@ -91,8 +134,12 @@ class CaAdapter(abc.ABC):
     """Sign, issue, revoke and publish through one CA backend.
 
     The platform, never the CSR, decides the subject: CN = ``common_name``, the only SANs are
-    ``ip_sans``, EKU serverAuth or clientAuth from ``usage``. Vendor errors leave an adapter only
-    as ``CaUnavailableError`` (502), ``InvalidCsrError``/``ValidationError`` (400) or ``NotFound``.
+    ``ip_sans``, EKU serverAuth or clientAuth from ``usage``. Server certificates come from the one
+    issuing intermediate (``ca_chain_pem``); a client certificate given ``network_id`` comes from that
+    SDWAN network's own client CA (made on first use, signed by the same root), which is all a
+    daemon of that network trusts, so a client certificate for one network opens no other.
+    Vendor errors leave an adapter only as ``CaUnavailableError`` (502), ``InvalidCsrError``/
+    ``ValidationError`` (400) or ``NotFound``.
     """
 
     name: str = "CaAdapter"
@@ -106,12 +153,26 @@ class CaAdapter(abc.ABC):
         ip_sans: list[str],
         usage: Usage,
         ttl: dt.timedelta,
+        network_id: str | None = None,
     ) -> SignedCertificate:
-        """Sign a CSR whose key the caller holds; the CSR's own subject and SANs are ignored."""
+        """Sign a CSR whose key the caller holds; the CSR's own subject and SANs are ignored.
+
+        With ``network_id`` (client usage only) the network's client CA signs, and ``chain_pem`` is that
+        CA then the root.
+        """
 
     @abc.abstractmethod
-    def issue_keypair(self, *, common_name: str, usage: Usage = "client", ttl: dt.timedelta) -> IssuedKeypair:
-        """Generate an Ed25519 key on the platform and have the CA certify it."""
+    def issue_keypair(
+        self, *, common_name: str, usage: Usage = "client", ttl: dt.timedelta, network_id: str | None = None
+    ) -> IssuedKeypair:
+        """Generate an Ed25519 key on the platform and have the CA certify it (``network_id`` as in sign_csr)."""
+
+    @abc.abstractmethod
+    def client_ca_pem(self, *, network_id: str) -> str:
+        """The network's client CA certificate alone (PEM): what that network's daemons trust as ``tlscacert``.
+
+        Made on first use (signed by the root); an existing one is never replaced.
+        """
 
     @abc.abstractmethod
     def revoke(self, *, serial: str, cert_pem: str | None = None) -> dt.datetime:

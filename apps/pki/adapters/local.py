@@ -1,7 +1,8 @@
 """LocalCaAdapter: an Ed25519 root and intermediate kept as PEM files in a directory (development CA).
 
 Layout of ``ca_dir``: ``root.pem``, ``root.key.pem``, ``intermediate.pem``, ``intermediate.key.pem``,
-``revoked.json`` (serial -> revocation time) and ``issued.log`` (one line per issued certificate:
+``clients/<network id>/{ca.pem,ca.key.pem}`` (each SDWAN network's client CA, made on first use and signed
+by the root), ``revoked.json`` (serial -> revocation time) and ``issued.log`` (one line per issued certificate:
 serial, not_after, CN — like ``openssl ca``'s index, so revocation can refuse serials it never issued).
 """
 
@@ -12,6 +13,7 @@ import fcntl
 import ipaddress
 import json
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -33,6 +35,9 @@ from apps.pki.adapters.base import (
     SignedCertificate,
     Usage,
     canonical_serial,
+    client_ca_common_name,
+    client_ca_network,
+    client_network,
     format_serial,
     generate_ed25519_key,
     parse_serial,
@@ -47,6 +52,9 @@ INTERMEDIATE_KEY = "intermediate.key.pem"
 REVOKED_FILE = "revoked.json"
 ISSUED_LOG = "issued.log"
 LOCK_FILE = ".lock"
+CLIENTS_DIR = "clients"
+CLIENT_CA_CERT = "ca.pem"
+CLIENT_CA_KEY = "ca.key.pem"
 CA_FILES = (ROOT_CERT, ROOT_KEY, INTERMEDIATE_CERT, INTERMEDIATE_KEY)
 
 ROOT_LIFETIME = dt.timedelta(days=3650)
@@ -163,7 +171,9 @@ def init_local_ca(
         lifetime=INTERMEDIATE_LIFETIME,
         path_length=0,
     )
-    # Old state belongs to the old CA: a new intermediate must not inherit its revocations.
+    # Old state belongs to the old CA: a new intermediate must not inherit its revocations, and the
+    # networks' client CAs (signed by the old root) are made again on first use.
+    shutil.rmtree(path / CLIENTS_DIR, ignore_errors=True)
     (path / ISSUED_LOG).unlink(missing_ok=True)
     (path / REVOKED_FILE).unlink(missing_ok=True)
     _atomic_write(path / ROOT_KEY, _key_pem(root_key), 0o600)
@@ -191,6 +201,8 @@ class LocalCaAdapter(CaAdapter):
         self._loaded_mtime: float | None = None
         self._issued_fd: int | None = None
         self._thread_lock = threading.Lock()
+        # network id -> (root mtime it was loaded under, client CA cert, its key, chain PEM)
+        self._client_cas: dict[str, tuple[float, x509.Certificate, ed25519.Ed25519PrivateKey, str]] = {}
 
     def close(self) -> None:
         with self._thread_lock:
@@ -248,6 +260,78 @@ class LocalCaAdapter(CaAdapter):
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    # -- the networks' client CAs ------------------------------------------------------------
+    def _client_ca(self, network_id: str) -> tuple[x509.Certificate, ed25519.Ed25519PrivateKey, str]:
+        """(client CA cert, key, chain PEM = that CA then the root) of a network; made on first use."""
+        _int, _key, root, _chain = self._load()
+        root_mtime = (self.ca_dir / ROOT_CERT).stat().st_mtime
+        cached = self._client_cas.get(network_id)
+        if cached is not None and cached[0] == root_mtime:
+            return cached[1], cached[2], cached[3]
+        directory = self.ca_dir / CLIENTS_DIR / network_id
+        if not (directory / CLIENT_CA_CERT).exists():
+            self._make_client_ca(network_id, directory)
+        try:
+            pem = (directory / CLIENT_CA_CERT).read_bytes()
+            cert = x509.load_pem_x509_certificate(pem)
+            key = serialization.load_pem_private_key((directory / CLIENT_CA_KEY).read_bytes(), password=None)
+        except (OSError, ValueError) as exc:
+            raise CaUnavailableError(
+                f"The client CA of network {network_id} in {directory} cannot be read: {exc}",
+                details={"network_id": network_id},
+            ) from None
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise CaUnavailableError(f"The client CA key in {directory} is not Ed25519.")
+        root_pem = root.public_bytes(serialization.Encoding.PEM).decode()
+        chain = pem.decode().strip() + "\n" + root_pem.strip() + "\n"
+        self._client_cas[network_id] = (root_mtime, cert, key, chain)
+        return cert, key, chain
+
+    def _make_client_ca(self, network_id: str, directory: Path) -> None:
+        """Sign a new client CA for the network with the root; never replaces one that exists."""
+        with self._file_lock():
+            if (directory / CLIENT_CA_CERT).exists():  # another process made it while we waited
+                return
+            if (directory / CLIENT_CA_KEY).exists():
+                raise CaUnavailableError(
+                    f"{directory} holds a client CA key without its certificate; remove the directory to "
+                    "make the network's client CA again (nothing it issued will verify any more).",
+                    details={"network_id": network_id},
+                )
+            try:
+                root_key = serialization.load_pem_private_key(
+                    (self.ca_dir / ROOT_KEY).read_bytes(), password=None
+                )
+                root = x509.load_pem_x509_certificate((self.ca_dir / ROOT_CERT).read_bytes())
+            except (OSError, ValueError) as exc:
+                raise CaUnavailableError(
+                    f"The local root CA in {self.ca_dir} cannot sign a client CA: {exc}"
+                ) from None
+            if not isinstance(root_key, ed25519.Ed25519PrivateKey):
+                raise CaUnavailableError(f"The local root key in {self.ca_dir} is not Ed25519.")
+            key = ed25519.Ed25519PrivateKey.generate()
+            cert = _ca_cert(
+                subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, client_ca_common_name(network_id))]),
+                issuer=root.subject,
+                public_key=key.public_key(),
+                signing_key=root_key,
+                issuer_public_key=root_key.public_key(),
+                lifetime=min(INTERMEDIATE_LIFETIME, root.not_valid_after_utc - _now()),
+                path_length=0,
+            )
+            try:
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(directory / CLIENT_CA_KEY, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(_key_pem(key))
+                _atomic_write(directory / CLIENT_CA_CERT, cert.public_bytes(serialization.Encoding.PEM))
+            except OSError as exc:
+                raise CaUnavailableError(f"The local CA cannot store a client CA in {directory}: {exc}") from None
+
+    def client_ca_pem(self, *, network_id: str) -> str:
+        cert = self._client_ca(client_network("client", network_id) or "")[0]
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
     def _read_revoked(self) -> dict[str, str]:
         try:
             return json.loads((self.ca_dir / REVOKED_FILE).read_text())
@@ -258,10 +342,18 @@ class LocalCaAdapter(CaAdapter):
 
     # -- signing ----------------------------------------------------------------------------
     def _issue(
-        self, *, public_key: Any, common_name: str, ip_sans: list[str], usage: Usage, ttl: dt.timedelta
+        self,
+        *,
+        public_key: Any,
+        common_name: str,
+        ip_sans: list[str],
+        usage: Usage,
+        ttl: dt.timedelta,
+        network_id: str | None,
     ) -> SignedCertificate:
         if usage not in USAGES:
             raise ValidationError(f"usage must be one of {', '.join(USAGES)}", details={"usage": usage})
+        network = client_network(usage, network_id)
         if not common_name or len(common_name) > 64:
             raise ValidationError(
                 "common_name must be 1 to 64 characters", details={"common_name": common_name}
@@ -273,6 +365,8 @@ class LocalCaAdapter(CaAdapter):
         if ttl <= dt.timedelta(0):
             raise ValidationError("ttl must be positive", details={"ttl_seconds": ttl.total_seconds()})
         intermediate, key, _root, chain = self._load()
+        if network is not None:
+            intermediate, key, chain = self._client_ca(network)
         now = _now()
         # Like Vault's role max_ttl and leaf_not_after_behavior=truncate: cap quietly, never outlive the CA.
         not_after = min(now + min(ttl, self.max_ttl), intermediate.not_valid_after_utc)
@@ -326,17 +420,36 @@ class LocalCaAdapter(CaAdapter):
         )
 
     def sign_csr(
-        self, *, csr_pem: str, common_name: str, ip_sans: list[str], usage: Usage, ttl: dt.timedelta
+        self,
+        *,
+        csr_pem: str,
+        common_name: str,
+        ip_sans: list[str],
+        usage: Usage,
+        ttl: dt.timedelta,
+        network_id: str | None = None,
     ) -> SignedCertificate:
         csr = validate_csr(csr_pem)
         return self._issue(
-            public_key=csr.public_key(), common_name=common_name, ip_sans=ip_sans, usage=usage, ttl=ttl
+            public_key=csr.public_key(),
+            common_name=common_name,
+            ip_sans=ip_sans,
+            usage=usage,
+            ttl=ttl,
+            network_id=network_id,
         )
 
-    def issue_keypair(self, *, common_name: str, usage: Usage = "client", ttl: dt.timedelta) -> IssuedKeypair:
+    def issue_keypair(
+        self, *, common_name: str, usage: Usage = "client", ttl: dt.timedelta, network_id: str | None = None
+    ) -> IssuedKeypair:
         key, key_pem = generate_ed25519_key()
         signed = self._issue(
-            public_key=key.public_key(), common_name=common_name, ip_sans=[], usage=usage, ttl=ttl
+            public_key=key.public_key(),
+            common_name=common_name,
+            ip_sans=[],
+            usage=usage,
+            ttl=ttl,
+            network_id=network_id,
         )
         return IssuedKeypair(**signed.__dict__, key_pem=key_pem)
 
@@ -366,10 +479,15 @@ class LocalCaAdapter(CaAdapter):
             return True
         if not cert_pem:
             return False
-        intermediate = self._load()[0]
+        issuer = self._load()[0]
         try:
             cert = x509.load_pem_x509_certificate(cert_pem.encode())
-            cert.verify_directly_issued_by(intermediate)
+            network = client_ca_network(cert)
+            if network is not None:
+                if not (self.ca_dir / CLIENTS_DIR / network / CLIENT_CA_CERT).exists():
+                    return False
+                issuer = self._client_ca(network)[0]
+            cert.verify_directly_issued_by(issuer)
         except (ValueError, TypeError, InvalidSignature):
             return False
         return format_serial(cert.serial_number) == serial

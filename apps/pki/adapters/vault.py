@@ -1,7 +1,10 @@
 """VaultCaAdapter: signing through a Vault/OpenBao PKI mount with hvac, plus ``bootstrap`` for a fresh server.
 
 Two roles on the intermediate mount: ``node`` (serverAuth, the overlay /128 as the only SAN) and
-``<role>-client`` (clientAuth, no SANs). Both ignore the CSR's CN and SANs (use_csr_* = false), so the
+``<role>-client`` (clientAuth, no SANs). Each SDWAN network has its own client CA: a PKI mount
+``pki_clients/<network id hex>`` holding an intermediate signed by the root, with the ``<role>-client``
+role; it is made on first use (or by ``bootstrap`` for the networks it is given).
+Both roles ignore the CSR's CN and SANs (use_csr_* = false), so the
 platform alone decides the subject; we call ``sign``, never ``sign-verbatim``. Every hvac/requests
 exception is translated here into ``CaUnavailableError`` (502), ``InvalidCsrError``/``ValidationError``
 (400) or ``NotFound``.
@@ -27,7 +30,11 @@ from apps.pki.adapters.base import (
     SignedCertificate,
     Usage,
     canonical_serial,
+    client_ca_common_name,
+    client_ca_network,
+    client_network,
     generate_ed25519_key,
+    network_key,
 )
 from apps.pki.adapters.csr import validate_csr
 from powernode.errors import ApplicationError, CaUnavailableError, InvalidCsrError, NotFound, ValidationError
@@ -38,10 +45,17 @@ DEFAULT_MAX_TTL = "8760h"
 # Overlay addresses are IPv6 ULAs; the server role refuses any other IP SAN even if asked.
 DEFAULT_ALLOWED_IP_SANS_CIDR = ("fc00::/7",)
 PLATFORM_POLICY = "powernode-platform"
+CLIENT_MOUNT_PREFIX = "pki_clients"
+CLIENT_CA_TTL = "43800h"
 
 
 def client_role_name(role: str) -> str:
     return f"{role}-client"
+
+
+def client_mount_name(network_id: str, prefix: str = CLIENT_MOUNT_PREFIX) -> str:
+    """The PKI mount of a network's client CA: ``pki_clients/<network id as 32 hex digits>``."""
+    return f"{prefix}/{network_key(network_id).replace('-', '')}"
 
 
 @contextmanager
@@ -92,6 +106,7 @@ class VaultCaAdapter(CaAdapter):
         pki_mount: str = "pki_int",
         role: str = "node",
         root_mount: str = "pki",
+        client_mount_prefix: str = CLIENT_MOUNT_PREFIX,
         timeout: float = 10.0,
         verify: bool | str = True,
     ) -> None:
@@ -102,7 +117,9 @@ class VaultCaAdapter(CaAdapter):
         self.root_mount = root_mount
         self.timeout = timeout
         self.verify = verify
+        self.client_mount_prefix = client_mount_prefix
         self._local = threading.local()
+        self._client_mounts_ready: set[str] = set()  # client CA mounts seen complete by this process
 
     @property
     def client(self) -> hvac.Client:
@@ -122,18 +139,48 @@ class VaultCaAdapter(CaAdapter):
         with vault_errors(action, csr=csr):
             return fn()
 
+    # -- the networks' client CAs ------------------------------------------------------------
+    def _client_mount(self, network_id: str) -> str:
+        """The network's client CA mount, made (mount, intermediate signed by the root, role) when missing."""
+        mount = client_mount_name(network_id, self.client_mount_prefix)
+        if mount not in self._client_mounts_ready:
+            with vault_errors(f"make the client CA of network {network_id}"):
+                client_ca_ensure(
+                    self.client, mount=mount, network_id=network_id, root_mount=self.root_mount, role=self.role
+                )
+            self._client_mounts_ready.add(mount)
+        return mount
+
+    def client_ca_pem(self, *, network_id: str) -> str:
+        mount = self._client_mount(client_network("client", network_id) or "")
+        pem = self._call(
+            "read the network's client CA", lambda: self.client.secrets.pki.read_ca_certificate(mount_point=mount)
+        )
+        if not pem or "BEGIN CERTIFICATE" not in pem:
+            raise CaUnavailableError(f"Vault mount {mount} has no CA.", details={"pki_mount": mount})
+        return pem.strip() + "\n"
+
     # -- signing ----------------------------------------------------------------------------
     def sign_csr(
-        self, *, csr_pem: str, common_name: str, ip_sans: list[str], usage: Usage, ttl: dt.timedelta
+        self,
+        *,
+        csr_pem: str,
+        common_name: str,
+        ip_sans: list[str],
+        usage: Usage,
+        ttl: dt.timedelta,
+        network_id: str | None = None,
     ) -> SignedCertificate:
         validate_csr(csr_pem)
         if usage not in USAGES:
             raise ValidationError(f"usage must be one of {', '.join(USAGES)}", details={"usage": usage})
+        network = client_network(usage, network_id)
         if not common_name or len(common_name) > 64:
             raise ValidationError(
                 "common_name must be 1 to 64 characters", details={"common_name": common_name}
             )
         role = self.role if usage == "server" else client_role_name(self.role)
+        mount = self.pki_mount if network is None else self._client_mount(network)
         # hvac writes into extra_params, so a fresh dict per call (see NOTES.md).
         params: dict[str, Any] = {
             "ttl": _ttl(ttl),
@@ -150,7 +197,7 @@ class VaultCaAdapter(CaAdapter):
                 csr=csr_text,
                 common_name=common_name,
                 extra_params=params,
-                mount_point=self.pki_mount,
+                mount_point=mount,
             ),
             csr=True,
         )
@@ -158,7 +205,9 @@ class VaultCaAdapter(CaAdapter):
         chain = "\n".join(pem.strip() for pem in data.get("ca_chain") or [data["issuing_ca"]]) + "\n"
         return SignedCertificate.from_pem(data["certificate"].strip() + "\n", chain)
 
-    def issue_keypair(self, *, common_name: str, usage: Usage = "client", ttl: dt.timedelta) -> IssuedKeypair:
+    def issue_keypair(
+        self, *, common_name: str, usage: Usage = "client", ttl: dt.timedelta, network_id: str | None = None
+    ) -> IssuedKeypair:
         # The key is made here and only its CSR goes to Vault, so Vault never holds a private key.
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization
@@ -172,7 +221,9 @@ class VaultCaAdapter(CaAdapter):
             .public_bytes(serialization.Encoding.PEM)
             .decode()
         )
-        signed = self.sign_csr(csr_pem=csr, common_name=common_name, ip_sans=[], usage=usage, ttl=ttl)
+        signed = self.sign_csr(
+            csr_pem=csr, common_name=common_name, ip_sans=[], usage=usage, ttl=ttl, network_id=network_id
+        )
         return IssuedKeypair(**signed.__dict__, key_pem=key_pem)
 
     # -- revocation -------------------------------------------------------------------------
@@ -183,10 +234,14 @@ class VaultCaAdapter(CaAdapter):
             raise ValidationError(
                 "serial must be hex (colon, hyphen or plain)", details={"serial": serial}
             ) from None
+        mount = self.pki_mount
+        network = _issuer_network(cert_pem)
+        if network is not None:  # issued by a network's client CA: revoke on its mount
+            mount = client_mount_name(network, self.client_mount_prefix)
         with vault_errors("revoke the certificate"):
             try:
                 response = self.client.secrets.pki.revoke_certificate(
-                    serial_number=canonical, mount_point=self.pki_mount
+                    serial_number=canonical, mount_point=mount
                 )
             except hvac.exceptions.InvalidRequest as exc:
                 if "not found" in _vault_message(exc).lower():
@@ -281,6 +336,79 @@ class VaultCaAdapter(CaAdapter):
             return None
 
 
+def _issuer_network(cert_pem: str | None) -> str | None:
+    if not cert_pem:
+        return None
+    from cryptography import x509
+
+    try:
+        return client_ca_network(x509.load_pem_x509_certificate(cert_pem.encode()))
+    except ValueError:
+        return None
+
+
+def _read_ca(client: hvac.Client, mount: str) -> str:
+    try:
+        return client.secrets.pki.read_ca_certificate(mount_point=mount) or ""
+    except hvac.exceptions.InvalidPath:  # no such mount yet
+        return ""
+
+
+def client_ca_ensure(
+    client: hvac.Client,
+    *,
+    mount: str,
+    network_id: str,
+    root_mount: str = "pki",
+    role: str = "node",
+    max_ttl: str = DEFAULT_MAX_TTL,
+) -> bool:
+    """Make a network's client CA mount when it has no CA: an Ed25519 intermediate signed by the root,
+    imported with the root (so chains end at it), leaves truncated to its life, the client role.
+
+    Returns True when it made the CA. An existing CA is never replaced; its role is (re)written only when
+    missing. Raises hvac errors (callers translate them with ``vault_errors``).
+    """
+    role_name = client_role_name(role)
+    if "BEGIN CERTIFICATE" in _read_ca(client, mount):
+        try:
+            client.secrets.pki.read_role(role_name, mount_point=mount)
+            return False
+        except hvac.exceptions.InvalidPath:
+            pass
+        made = False
+    else:
+        try:
+            client.sys.enable_secrets_engine("pki", path=mount, config={"max_lease_ttl": CLIENT_CA_TTL})
+        except hvac.exceptions.InvalidRequest as exc:
+            if "already in use" not in _vault_message(exc):  # made by a concurrent call
+                raise
+        root_pem = client.secrets.pki.read_ca_certificate(mount_point=root_mount) or ""
+        name = client_ca_common_name(network_id)
+        csr = client.secrets.pki.generate_intermediate(
+            "internal", name, extra_params={"key_type": "ed25519"}, mount_point=mount
+        )["data"]["csr"]
+        signed = client.secrets.pki.sign_intermediate(
+            csr,
+            name,
+            extra_params={"ttl": CLIENT_CA_TTL, "format": "pem", "max_path_length": 0},
+            mount_point=root_mount,
+        )["data"]["certificate"]
+        client.secrets.pki.set_signed_intermediate(
+            signed.strip() + "\n" + root_pem.strip() + "\n", mount_point=mount
+        )
+        client.adapter.request(
+            "patch",
+            f"/v1/{mount}/issuer/default",
+            json={"leaf_not_after_behavior": "truncate"},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        made = True
+    params = _role_params(server=False, max_ttl=max_ttl, allowed_ip_sans_cidr=())
+    client.secrets.pki.create_or_update_role(role_name, extra_params=params, mount_point=mount)
+    return made
+
+
 def _role_params(*, server: bool, max_ttl: str, allowed_ip_sans_cidr: tuple[str, ...]) -> dict[str, Any]:
     params: dict[str, Any] = {
         # The platform passes CN and IP SANs; whatever the CSR asks is ignored.
@@ -328,6 +456,20 @@ path "{pki}/cert/*" {{ capabilities = ["read"] }}
 path "{pki}/ca_chain" {{ capabilities = ["read"] }}
 path "{pki}/crl" {{ capabilities = ["read"] }}
 path "{root}/cert/ca" {{ capabilities = ["read"] }}
+# The networks' client CAs (one mount each): sign client certificates, revoke, read; never sign-verbatim.
+path "{clients}/+/sign/{role}-client" {{ capabilities = ["create", "update"] }}
+path "{clients}/+/revoke" {{ capabilities = ["create", "update"] }}
+path "{clients}/+/roles/{role}-client" {{ capabilities = ["create", "update", "read"] }}
+path "{clients}/+/cert/*" {{ capabilities = ["read"] }}
+path "{clients}/+/ca_chain" {{ capabilities = ["read"] }}
+path "{clients}/+/ca/pem" {{ capabilities = ["read"] }}
+# Making a new network's client CA on first use: its mount, its intermediate (signed by the root).
+path "sys/mounts/{clients}/*" {{ capabilities = ["create", "update", "read"] }}
+path "{clients}/+/intermediate/generate/internal" {{ capabilities = ["create", "update"] }}
+path "{clients}/+/intermediate/set-signed" {{ capabilities = ["create", "update"] }}
+path "{clients}/+/issuer/default" {{ capabilities = ["patch", "update"] }}
+path "{root}/ca/pem" {{ capabilities = ["read"] }}
+path "{root}/root/sign-intermediate" {{ capabilities = ["create", "update"] }}
 path "{kv}/data/powernode/*" {{ capabilities = ["create", "update", "read"] }}
 path "{kv}/metadata/powernode/*" {{ capabilities = ["read", "list"] }}
 """
@@ -354,11 +496,14 @@ def bootstrap(
     max_ttl: str = DEFAULT_MAX_TTL,
     allowed_ip_sans_cidr: tuple[str, ...] = DEFAULT_ALLOWED_IP_SANS_CIDR,
     timeout: float = 30.0,
+    network_ids: tuple[str, ...] = (),
+    client_mount_prefix: str = CLIENT_MOUNT_PREFIX,
 ) -> dict[str, Any]:
     """Set up root mount, intermediate mount (signed by the root), roles and the platform policy.
 
     Idempotent: existing mounts and CAs are kept (never regenerated); roles and the policy are
-    rewritten to the values above each time. Returns what was created and what already existed.
+    rewritten to the values above each time. ``network_ids``: the SDWAN networks whose client CA
+    (``pki_clients/<id>``) is made now rather than on first use. Returns what was created and what already existed.
     Needs a token allowed to manage mounts and policies (the root token on a fresh server).
     """
     session = requests.Session()
@@ -430,7 +575,16 @@ def bootstrap(
             client.secrets.pki.create_or_update_role(name, extra_params=params, mount_point=pki_mount)
             report["present" if name in existing_roles else "created"].append(f"role:{name}")
 
-        policy = PLATFORM_POLICY_HCL.format(pki=pki_mount, role=role, root=root_mount, kv=kv_mount)
+        for network_id in network_ids:
+            mount = client_mount_name(network_id, client_mount_prefix)
+            made = client_ca_ensure(
+                client, mount=mount, network_id=network_id, root_mount=root_mount, role=role, max_ttl=max_ttl
+            )
+            report["created" if made else "present"].append(f"client_ca:{mount}")
+
+        policy = PLATFORM_POLICY_HCL.format(
+            pki=pki_mount, role=role, root=root_mount, kv=kv_mount, clients=client_mount_prefix
+        )
         client.sys.create_or_update_policy(PLATFORM_POLICY, policy)
         report["policy"] = PLATFORM_POLICY
     return report

@@ -1,18 +1,22 @@
-"""Set up the PKI on Vault/OpenBao: root and intermediate mounts, node roles, platform policy (idempotent)."""
+"""Set up the PKI on Vault/OpenBao: root and intermediate mounts, node roles, platform policy, and the client CA
+of every existing SDWAN network (idempotent)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from apps.pki.adapters.vault import PLATFORM_POLICY, bootstrap
+from apps.sdwan.models import SdwanNetwork
 from powernode.errors import ApplicationError
 
 
 class Command(BaseCommand):
     help = (
         "Create the root and intermediate PKI mounts, the roles and the platform policy on the Vault at "
-        "VAULT_ADDR. Safe to run twice: existing CAs are kept, roles and policy are rewritten."
+        "VAULT_ADDR, and a client CA mount (pki_clients/<id>) for each existing SDWAN network (later networks "
+        "get theirs on first use). Safe to run twice: existing CAs are kept, roles and policy are rewritten."
     )
 
     def add_arguments(self, parser) -> None:  # noqa: ANN001
@@ -26,6 +30,13 @@ class Command(BaseCommand):
             default=None,
             help="CIDR the server role accepts as IP SAN (repeatable; default fc00::/7, the IPv6 ULA range)",
         )
+
+    def _network_ids(self) -> tuple[str, ...]:
+        try:
+            return tuple(str(pk) for pk in SdwanNetwork.objects.values_list("pk", flat=True))
+        except DatabaseError as exc:  # Vault bootstrapped before `migrate`: networks get theirs on first use
+            self.stderr.write(f"no SDWAN networks read ({exc}); their client CAs are made on first use")
+            return ()
 
     def handle(self, *args, url: str, token: str, allowed_ip_sans_cidr: list[str] | None, **options) -> None:
         url = url or getattr(settings, "VAULT_ADDR", "")
@@ -43,6 +54,7 @@ class Command(BaseCommand):
                 role=getattr(settings, "VAULT_PKI_ROLE", "node"),
                 root_mount=getattr(settings, "VAULT_PKI_ROOT_MOUNT", "pki"),
                 kv_mount=getattr(settings, "VAULT_KV_MOUNT", "secret"),
+                network_ids=self._network_ids(),
                 **kwargs,
             )
         except ApplicationError as exc:
