@@ -62,3 +62,15 @@ def create_access_grant(*, actor: Actor, network_id: str, device_name_hint: str)
     """Give a device (an operator workstation) a peer on the network and its wg-quick config, once."""
     created = services.access_grant_create(network_id=network_id, device_name_hint=device_name_hint, actor=actor)
     return {"grant": {**AccessGrantSerializer(created.grant).data, "wireguard_config": created.wireguard_config}}
+
+
+@action(
+    "system_sdwan_reset_peer_key",
+    permission="system.sdwan_manage",
+    input_schema=obj(required={"peer_id": uuid_("SDWAN peer id (an instance's peer)")}),
+)
+def reset_peer_key(*, actor: Actor, peer_id: str) -> dict[str, Any]:
+    """Clear a peer's pinned WireGuard key (the agent's key changed for a good reason, e.g. a reinstall):
+    the next key its agent reports is accepted and pinned."""
+    peer = services.peer_reset_key(peer_id=peer_id, actor=actor)
+    return {"peer": SdwanPeerSerializer(peer).data}
