@@ -51,6 +51,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     headers = {}
     if isinstance(err, errors.NotAuthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="powernode"'
+    if isinstance(err, errors.RateLimitedError) and "retry_after_s" in err.details:
+        headers["Retry-After"] = str(err.details["retry_after_s"])
     name = err.type_name
     if type(err) is errors.ApplicationError and isinstance(exc, drf.APIException):
         name = type(exc).__name__
