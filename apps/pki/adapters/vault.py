@@ -329,7 +329,9 @@ path "{pki}/ca_chain" {{ capabilities = ["read"] }}
 path "{pki}/crl" {{ capabilities = ["read"] }}
 path "{root}/cert/ca" {{ capabilities = ["read"] }}
 path "{kv}/data/powernode/*" {{ capabilities = ["create", "update", "read"] }}
-path "{kv}/metadata/powernode/*" {{ capabilities = ["read", "list"] }}
+# delete on metadata: a decommission destroys every version and the metadata of the host's secret
+# (kv.v2 delete_metadata_and_all_versions = DELETE {kv}/metadata/<path>); without it that is a 403.
+path "{kv}/metadata/powernode/*" {{ capabilities = ["read", "list", "delete"] }}
 """
 
 
