@@ -25,9 +25,9 @@ def _in_crl(serial: str) -> bool:
 
 def _server_serials(host_id: str) -> list[str]:
     return list(
-        IssuedCertificate.objects.filter(host_id=host_id, kind="server").order_by("created_at").values_list(
-            "serial", flat=True
-        )
+        IssuedCertificate.objects.filter(host_id=host_id, kind="server")
+        .order_by("created_at")
+        .values_list("serial", flat=True)
     )
 
 

@@ -116,9 +116,7 @@ def test_a_key_another_peer_or_the_hub_holds_is_always_refused(api, fleet, holde
         assert error["details"]["reason"] == "in_use"
         if attempt == 0:
             api.ok("system_sdwan_reset_peer_key", {"peer_id": fleet["peer"]["id"]})
-            peers_before = list(
-                SdwanPeer.objects.order_by("id").values_list("id", "public_key", "pinned_public_key")
-            )
+            peers_before = list(SdwanPeer.objects.order_by("id").values_list("id", "public_key", "pinned_public_key"))
     assert list(SdwanPeer.objects.order_by("id").values_list("id", "public_key", "pinned_public_key")) == peers_before
     assert NodeInstance.objects.get(name="node-1").wireguard_public_key == ""
     assert Event.objects.filter(kind=REFUSED, data__reason="in_use").exists()
