@@ -249,6 +249,8 @@ class Tutorial:
         return [
             *AGENT_ARGV,
             "run",
+            # the lab's platform serves plain http on its overlay/ULA address (not loopback): opt in explicitly
+            "--insecure-http",
             "--state-dir",
             str(d / "state"),
             "--wg-prefix",

@@ -83,6 +83,10 @@ class HostDecommissionedError(ConflictError):
     pass
 
 
+class PeerKeyConflictError(ConflictError):
+    """An agent reported a WireGuard key its peer is not pinned to, or one another peer or a hub holds."""
+
+
 # 413 ---------------------------------------------------------------------------------------
 class PayloadTooLarge(ApplicationError):
     status_code = 413
@@ -91,6 +95,12 @@ class PayloadTooLarge(ApplicationError):
 # 429 ---------------------------------------------------------------------------------------
 class Throttled(ApplicationError):
     """Too many failed attempts from one client; ``details.retry_after_s`` says when to try again."""
+
+    status_code = 429
+
+
+class RateLimitedError(ApplicationError):
+    """Too many requests of one kind in a window; ``details.retry_after_s`` says when to try again."""
 
     status_code = 429
 

@@ -200,6 +200,11 @@ SPECTACULAR_SETTINGS = {
 # How often agents should call in; the platform tells them in every heartbeat answer.
 POWERNODE_HEARTBEAT_INTERVAL_S = env.int("POWERNODE_HEARTBEAT_INTERVAL_S", default=60)
 
+# wants_cert per instance: at most this many server certificates in the window (a stolen agent token
+# must not mint certificates in bulk); counted from IssuedCertificate rows, so it holds across processes.
+POWERNODE_WANTS_CERT_LIMIT = env.int("POWERNODE_WANTS_CERT_LIMIT", default=10)
+POWERNODE_WANTS_CERT_WINDOW_S = env.int("POWERNODE_WANTS_CERT_WINDOW_S", default=600)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

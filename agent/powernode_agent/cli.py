@@ -45,10 +45,20 @@ def _common_flags() -> argparse.ArgumentParser:
     )
     g.add_argument("--state-dir", dest="state_dir", help="state directory [POWERNODE_AGENT_STATE_DIR]")
     g.add_argument(
+        "--ca-bundle",
         "--platform-ca",
         dest="platform_ca_file",
         metavar="FILE",
-        help="CA bundle for an https platform URL [POWERNODE_AGENT_PLATFORM_CA]",
+        help="CA bundle trusted for the https platform URL, instead of the system store "
+        "[POWERNODE_AGENT_PLATFORM_CA; config key ca_bundle or platform_ca_file]",
+    )
+    g.add_argument(
+        "--insecure-http",
+        dest="insecure_http",
+        action="store_const",
+        const=True,
+        help="allow a plain-http platform URL that is not loopback (a trusted lab overlay only) "
+        "[POWERNODE_AGENT_INSECURE_HTTP; config key insecure_http]",
     )
     g.add_argument(
         "--heartbeat-interval",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import shlex
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,39 @@ class ConfigError(Exception):
     """The agent's configuration is incomplete or contradictory."""
 
 
+def is_loopback_host(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: traffic that never leaves this machine."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_platform_url(url: str, *, insecure_http: bool = False) -> None:
+    """Refuse a plain-http platform URL unless it is loopback or ``insecure_http`` says so.
+
+    Over plain http anyone on the path reads the agent token and can swap the chain ``wants_cert``
+    returns (which becomes dockerd's client CA).
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError as exc:
+        raise ConfigError(f"platform URL {url!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"platform URL {url!r} must be https://HOST[:PORT] (or http:// on loopback)")
+    if parts.scheme == "http" and not insecure_http and not is_loopback_host(host):
+        raise ConfigError(
+            f"refusing the plain-http platform URL {url}: anyone on the path could read the agent token and "
+            "swap the certificates the platform sends. Use https:// (with --ca-bundle for a private CA), "
+            "or pass --insecure-http (POWERNODE_AGENT_INSECURE_HTTP=1, config key insecure_http) only on a "
+            "network you trust, such as a lab overlay"
+        )
+
+
 @dataclass
 class AgentConfig:
     """Everything the agent needs to know about the platform and the node it runs on."""
@@ -31,7 +66,8 @@ class AgentConfig:
     platform_url: str = ""
     agent_token: str = ""
     state_dir: Path = Path("/var/lib/powernode-agent")
-    platform_ca_file: str | None = None
+    platform_ca_file: str | None = None  # CA bundle for https (instead of the system store): --ca-bundle
+    insecure_http: bool = False  # allow a plain-http platform URL that is not loopback
     http_timeout_s: float = 30.0
     heartbeat_interval_s: float | None = None  # overrides the platform's answer (tests, the lab)
     wg_interface_prefix: str = "pnwg"
@@ -53,6 +89,8 @@ class AgentConfig:
             raise ConfigError("no platform URL: pass --url or set POWERNODE_URL")
         if need_platform and not self.agent_token:
             raise ConfigError("no agent token: set POWERNODE_AGENT_TOKEN or pass --token-file")
+        if need_platform:
+            check_platform_url(self.platform_url, insecure_http=self.insecure_http)
         if self.wg_backend not in WG_BACKENDS:
             raise ConfigError(f"wireguard backend must be one of {', '.join(WG_BACKENDS)}")
         if self.dockerd_launch not in DOCKERD_LAUNCH_MODES:
@@ -78,6 +116,7 @@ ENV_VARS: dict[str, str] = {
     "state_dir": "POWERNODE_AGENT_STATE_DIR",
     "agent_token_file": "POWERNODE_AGENT_TOKEN_FILE",
     "platform_ca_file": "POWERNODE_AGENT_PLATFORM_CA",
+    "insecure_http": "POWERNODE_AGENT_INSECURE_HTTP",
     "heartbeat_interval_s": "POWERNODE_AGENT_HEARTBEAT_INTERVAL",
     "wg_interface_prefix": "POWERNODE_AGENT_WG_PREFIX",
     "wg_backend": "POWERNODE_AGENT_WG_BACKEND",
@@ -97,6 +136,15 @@ def _coerce(name: str, value: Any) -> Any:
     """Turn a string (env var, flag) or JSON value into the field's type."""
     if name in {"state_dir", "docker_tls_dir", "daemon_json_path", "systemd_dropin_path"}:
         return Path(value)
+    if name == "insecure_http":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off", ""}:
+            return False
+        raise ConfigError(f"insecure_http must be true or false, got {value!r}")
     if name in {"heartbeat_interval_s", "http_timeout_s", "ready_timeout_s"}:
         return None if value in (None, "") else float(value)
     if name == "dockerd_command_prefix":
@@ -126,7 +174,7 @@ def load_config(
     """Build an AgentConfig: flags win over the environment, which wins over the JSON file."""
     env = os.environ if env is None else env
     flags = flags or {}
-    known = {f.name for f in dataclasses.fields(AgentConfig)} | {"agent_token_file"}
+    known = {f.name for f in dataclasses.fields(AgentConfig)} | {"agent_token_file", "ca_bundle"}
     layered: dict[str, Any] = {}
 
     config_file = config_file or env.get("POWERNODE_AGENT_CONFIG")
@@ -148,6 +196,8 @@ def load_config(
         if value is not None and name in known:
             layered[name] = value
 
+    if "ca_bundle" in layered:  # the config file's name for --ca-bundle
+        layered.setdefault("platform_ca_file", layered.pop("ca_bundle"))
     token_file = layered.pop("agent_token_file", None)
     if token_file and not layered.get("agent_token"):
         try:

@@ -9,6 +9,7 @@ import urllib.request
 from typing import Any
 
 from . import __version__
+from .config import check_platform_url
 
 HEARTBEAT_PATH = "/api/v1/agent/heartbeat"
 HANDSHAKE_PATH = "/api/v1/runtime/handshake"
@@ -35,13 +36,27 @@ class AgentApiError(Exception):
     def is_conflict(self) -> bool:
         return self.status == 409
 
+    @property
+    def is_key_conflict(self) -> bool:
+        """The platform refused this instance's WireGuard key (pinned to another key, or taken)."""
+        return self.status == 409 and self.type == "PeerKeyConflictError"
+
 
 class PlatformClient:
     """Posts JSON to the platform with the agent's Bearer token and returns the decoded answer."""
 
     def __init__(
-        self, base_url: str, token: str, *, timeout_s: float = 30.0, ca_file: str | None = None
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout_s: float = 30.0,
+        ca_file: str | None = None,
+        insecure_http: bool = False,
     ) -> None:
+        """``ca_file``: the CA bundle trusted for https (the system store when None). A plain-http URL
+        that is not loopback raises ``ConfigError`` unless ``insecure_http``: the token must not leak."""
+        check_platform_url(base_url, insecure_http=insecure_http)
         self.base_url = base_url.rstrip("/")
         self._token = token
         self.timeout_s = timeout_s

@@ -48,6 +48,7 @@ class Runner:
             config.agent_token,
             timeout_s=config.http_timeout_s,
             ca_file=config.platform_ca_file,
+            insecure_http=config.insecure_http,
         )
         self.runtime = runtime or DockerRuntime(config, self.store)
         self.wireguard = wireguard or WireGuardManager(
@@ -78,7 +79,18 @@ class Runner:
                 runtimes={"docker": runtime_report(self.store)}, wireguard_public_key=public_key
             )
         except AgentApiError as exc:
-            log.error("heartbeat failed: %s", exc)
+            if exc.is_key_conflict:
+                # Not fixable from here: keep heartbeating (with the same key) until an operator acts.
+                log.error(
+                    "heartbeat refused: the platform does not accept this instance's WireGuard key %s (%s). "
+                    "If the key changed on purpose (reinstall, lost state), an operator must run "
+                    "system_sdwan_reset_peer_key for this instance's peer(s); otherwise this agent's token "
+                    "may be in use elsewhere.",
+                    public_key,
+                    exc.message,
+                )
+            else:
+                log.error("heartbeat failed: %s", exc)
             self.errors.append(f"heartbeat: {exc}")
             return min(self.interval_s, MAX_RETRY_INTERVAL_S)
         interval = answer.get("heartbeat_interval_s")

@@ -124,7 +124,8 @@ class FakePlatform:
         self.sdwan: list[dict[str, Any]] = []
         self.runtime_orders: list[dict[str, Any]] = []
         self.heartbeat_interval_s = 60
-        self.errors: dict[str, tuple[int, str, str]] = {}  # phase -> (status, type, message), one-shot
+        # phase (or "heartbeat") -> (status, type, message), one-shot
+        self.errors: dict[str, tuple[int, str, str]] = {}
         self.decommissioned = False
         self.host_status = None
         self.lock = threading.Lock()
@@ -149,6 +150,8 @@ class FakePlatform:
         return status, {"error": {"type": type_name, "message": message, "details": {}}}
 
     def heartbeat(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if "heartbeat" in self.errors:
+            return self._error(*self.errors.pop("heartbeat"))
         if self.heartbeat_answers:
             answer = (
                 self.heartbeat_answers.pop(0)

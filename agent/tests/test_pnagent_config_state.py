@@ -78,7 +78,7 @@ def test_token_file_prefix_and_extras_from_env(tmp_path: Path) -> None:
     ],
 )
 def test_validate_names_the_broken_setting(changes: dict, message: str) -> None:
-    config = AgentConfig(**{"platform_url": "http://x", "agent_token": "pna_x", **changes})
+    config = AgentConfig(**{"platform_url": "https://x", "agent_token": "pna_x", **changes})
     with pytest.raises(ConfigError, match=message):
         config.validate()
 

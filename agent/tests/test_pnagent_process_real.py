@@ -126,6 +126,7 @@ def lab(root_tools, test_ca) -> Iterator[dict]:
                 f"--net=/var/run/netns/{ns_node}",
                 *AGENT,
                 "run",
+                "--insecure-http",  # the fake platform listens on the hub namespace's ULA, not loopback
                 "--state-dir",
                 str(workdir / "state"),
                 "--wg-prefix",

@@ -30,10 +30,13 @@ def agent_heartbeat(
     runtimes: dict[str, Any],
     wireguard_public_key: str | None = None,
 ) -> dict[str, Any]:
-    """Record the heartbeat (and the WireGuard key when it changed); return the desired state."""
-    instance_record_heartbeat(instance=instance, agent_version=agent_version, runtime_report=runtimes)
+    """Record the heartbeat (and the WireGuard key when it changed); return the desired state.
+
+    A refused key (``PeerKeyConflictError``, 409) refuses the whole heartbeat before anything is written.
+    """
     if wireguard_public_key and wireguard_public_key != instance.wireguard_public_key:
         instance_record_wireguard_key(instance=instance, public_key=wireguard_public_key)
+    instance_record_heartbeat(instance=instance, agent_version=agent_version, runtime_report=runtimes)
     return instance_desired_state(instance=instance)
 
 

@@ -340,6 +340,27 @@ def ca_revoke_host_certificates(
     return serials
 
 
+def ca_revoke_replaced_server_certificates(
+    *, host_id: str, current_serial: str, actor: Actor | None = None
+) -> list[str]:
+    """Revoke the host's server certificates other than ``current_serial`` (the one its daemon now serves).
+
+    Called when the agent confirms a new certificate (``ready``), so a certificate re-signed by a
+    repeated ``wants_cert`` does not leave the earlier ones valid. Returns the serials revoked.
+    """
+    serials = list(
+        IssuedCertificate.objects.filter(
+            host_id=host_id, kind=IssuedCertificate.Kind.SERVER, revoked_at__isnull=True
+        )
+        .exclude(serial=current_serial)
+        .order_by("created_at")
+        .values_list("serial", flat=True)
+    )
+    for serial in serials:
+        ca_revoke(serial=serial, reason="replaced by a newer server certificate", actor=actor)
+    return serials
+
+
 def ca_chain_pem() -> str:
     """The active CA's chain (intermediate then root) as PEM."""
     return get_ca_adapter().ca_chain_pem()

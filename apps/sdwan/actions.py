@@ -95,3 +95,15 @@ def revoke_access_grant(*, actor: Actor, grant_id: str) -> dict[str, Any]:
     """Revoke a device's access: the hub drops its peer. Revoking again changes nothing."""
     grant = services.access_grant_revoke(grant_id=grant_id, actor=actor)
     return {"grant": AccessGrantListSerializer(grant).data}
+
+
+@action(
+    "system_sdwan_reset_peer_key",
+    permission="system.sdwan_manage",
+    input_schema=obj(required={"peer_id": uuid_("SDWAN peer id (an instance's peer)")}),
+)
+def reset_peer_key(*, actor: Actor, peer_id: str) -> dict[str, Any]:
+    """Clear a peer's pinned WireGuard key (the agent's key changed for a good reason, e.g. a reinstall):
+    the next key its agent reports is accepted and pinned."""
+    peer = services.peer_reset_key(peer_id=peer_id, actor=actor)
+    return {"peer": SdwanPeerSerializer(peer).data}

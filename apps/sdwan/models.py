@@ -52,6 +52,13 @@ class SdwanPeer(models.Model):
     device_name = models.CharField(max_length=100, blank=True, default="")
     overlay_address = models.GenericIPAddressField(protocol="IPv6")
     public_key = models.CharField(max_length=60, blank=True, default="", help_text="WireGuard public key")
+    pinned_public_key = models.CharField(
+        max_length=60,
+        blank=True,
+        default="",
+        help_text="the first WireGuard key the agent reported for this peer; another key is refused until an "
+        "operator clears this (system_sdwan_reset_peer_key)",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

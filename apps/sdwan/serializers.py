@@ -35,6 +35,7 @@ class SdwanPeerSerializer(serializers.ModelSerializer):
             "device_name",
             "overlay_address",
             "public_key",
+            "pinned_public_key",
             "created_at",
         ]
 

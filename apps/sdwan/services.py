@@ -5,16 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.events.models import Event
 from apps.events.services import event_record
+from apps.nodes.models import NodeInstance
 from apps.nodes.services import instance_get
 from apps.sdwan import addressing, kinds, wireguard
 from apps.sdwan.models import AccessGrant, SdwanNetwork, SdwanPeer
 from powernode import secretbox
 from powernode.actors import Actor
-from powernode.errors import AlreadyAttachedError, ConflictError, NotFound
+from powernode.errors import AlreadyAttachedError, ConflictError, NotFound, PeerKeyConflictError
 
 HUB_INDEX = 1
 
@@ -101,6 +103,8 @@ def peer_attach(*, network_id: str, node_instance_id: str, actor: Actor) -> Sdwa
                 node_instance=instance,
                 overlay_address=address,
                 public_key=instance.wireguard_public_key,
+                # the key the agent reported before the attach is this peer's first key
+                pinned_public_key=instance.wireguard_public_key,
             )
     except IntegrityError:
         # another attach of the same instance won the race
@@ -189,12 +193,104 @@ def access_grant_revoke(*, grant_id: str, actor: Actor) -> AccessGrant:
 
 @transaction.atomic
 def instance_record_wireguard_key(*, instance, public_key: str) -> None:  # noqa: ANN001
-    """The agent reported its WireGuard public key: keep it on the instance and its peers."""
+    """The agent reported its WireGuard public key: keep it on the instance and its peers, pinning it.
+
+    The first key reported for a peer is pinned. A different key later, or a key another peer, instance
+    or hub holds, is refused (``PeerKeyConflictError``, 409, event ``peer.key_refused``) and changes
+    nothing, until an operator clears the pin with ``peer_reset_key``.
+    """
     public_key = wireguard.check_public_key(public_key)
-    if instance.wireguard_public_key == public_key:
-        return
+    refusal = _record_key(instance=instance, public_key=public_key)
+    if refusal is not None:
+        _refuse_key(instance=instance, public_key=public_key, refusal=refusal)
+
+
+@transaction.atomic
+def _record_key(*, instance, public_key: str) -> dict | None:  # noqa: ANN001
+    """Write the key (instance, peers, pins) or return why it is refused, having written nothing."""
+    peers = list(SdwanPeer.objects.select_for_update().filter(node_instance=instance))
+    if _key_held_elsewhere(instance=instance, public_key=public_key):
+        return {"reason": "in_use"}
+    pinned_elsewhere = [p for p in peers if p.pinned_public_key and p.pinned_public_key != public_key]
+    if pinned_elsewhere:
+        return {"reason": "pinned", "peer_ids": [str(p.id) for p in pinned_elsewhere]}
+    unpinned = [p for p in peers if p.pinned_public_key != public_key or p.public_key != public_key]
+    if instance.wireguard_public_key == public_key and not unpinned:
+        return None
     type(instance).objects.filter(pk=instance.pk).update(wireguard_public_key=public_key)
     instance.wireguard_public_key = public_key
-    SdwanPeer.objects.filter(node_instance=instance).update(public_key=public_key)
-    event_record(kind=kinds.PEER_KEY_REPORTED, instance_id=instance.id, data={"public_key": public_key})
+    SdwanPeer.objects.filter(pk__in=[p.pk for p in unpinned]).update(
+        public_key=public_key, pinned_public_key=public_key
+    )
+    event_record(
+        kind=kinds.PEER_KEY_REPORTED,
+        instance_id=instance.id,
+        data={"public_key": public_key, "pinned_peer_ids": [str(p.id) for p in unpinned]},
+    )
+    return None
 
+
+def _key_held_elsewhere(*, instance, public_key: str) -> bool:  # noqa: ANN001
+    """Another peer (instance, device or hub peer), another instance or a network's hub holds the key."""
+    if SdwanNetwork.objects.filter(hub_public_key=public_key).exists():
+        return True
+    if (
+        SdwanPeer.objects.filter(Q(public_key=public_key) | Q(pinned_public_key=public_key))
+        .exclude(node_instance_id=instance.pk)
+        .exists()
+    ):
+        return True
+    return type(instance).objects.filter(wireguard_public_key=public_key).exclude(pk=instance.pk).exists()
+
+
+def _refuse_key(*, instance, public_key: str, refusal: dict) -> None:  # noqa: ANN001
+    """Record the refusal (once per key and reason in a row: an agent retries every few seconds), raise 409."""
+    with transaction.atomic():
+        last = (
+            Event.objects.filter(kind=kinds.PEER_KEY_REFUSED, instance_id=instance.id)
+            .order_by("-occurred_at")
+            .values_list("data", flat=True)
+            .first()
+        )
+        data = {"public_key": public_key, **refusal}
+        if last != data:
+            event_record(kind=kinds.PEER_KEY_REFUSED, instance_id=instance.id, data=data)
+    if refusal["reason"] == "in_use":
+        message = (
+            "This WireGuard public key is already used by another peer or by a hub: every peer needs its own "
+            "key. Generate a new key on the instance."
+        )
+    else:
+        message = (
+            "This WireGuard public key differs from the key pinned for the instance's peer(s): a changed key "
+            "is refused until an operator runs system_sdwan_reset_peer_key for each peer listed in details."
+        )
+    raise PeerKeyConflictError(message, details={"instance_id": str(instance.id), **refusal})
+
+
+@transaction.atomic
+def peer_reset_key(*, peer_id: str, actor: Actor) -> SdwanPeer:
+    """Clear an instance peer's pinned WireGuard key: the next key its agent reports is accepted and pinned.
+
+    The instance's recorded key is cleared too, so that its next heartbeat (even with the same key) takes
+    the recording path and pins again. The peer keeps its current key until then: the tunnel stays up.
+    """
+    peer = SdwanPeer.objects.select_for_update().filter(pk=peer_id).first()
+    if peer is None:
+        raise NotFound(f"No SDWAN peer with id {peer_id}.", details={"peer_id": str(peer_id)})
+    if peer.kind != SdwanPeer.Kind.INSTANCE:
+        raise ConflictError(
+            f"Peer {peer_id} is a {peer.kind} peer: only an instance's peer has a key reported by an agent.",
+            details={"peer_id": str(peer.id), "kind": peer.kind},
+        )
+    previous = peer.pinned_public_key
+    peer.pinned_public_key = ""
+    peer.save(update_fields=["pinned_public_key"])
+    NodeInstance.objects.filter(pk=peer.node_instance_id).update(wireguard_public_key="")
+    event_record(
+        kind=kinds.PEER_KEY_RESET,
+        actor=actor,
+        instance_id=peer.node_instance_id,
+        data={"peer_id": str(peer.id), "network_id": str(peer.network_id), "previous_pinned_key": previous},
+    )
+    return peer

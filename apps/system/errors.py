@@ -52,7 +52,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     headers = {}
     if isinstance(err, errors.NotAuthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="powernode"'
-    if isinstance(err, errors.Throttled) and "retry_after_s" in err.details:
+    if isinstance(err, errors.Throttled | errors.RateLimitedError) and "retry_after_s" in err.details:
         headers["Retry-After"] = str(err.details["retry_after_s"])
     name = err.type_name
     if type(err) is errors.ApplicationError and isinstance(exc, drf.APIException):

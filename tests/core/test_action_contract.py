@@ -78,6 +78,9 @@ def _cases(fleet: dict[str, Any]) -> dict[str, Case]:
             bad={"network_id": n, "node_instance_id": "x"},
             missing={"network_id": n, "node_instance_id": MISSING},
         ),
+        "system_sdwan_reset_peer_key": Case(
+            ok={"peer_id": fleet["peer"]["id"]}, key="peer", bad={"peer_id": "x"}, missing={"peer_id": MISSING}
+        ),
         "system_sdwan_create_access_grant": Case(
             ok={"network_id": n, "device_name_hint": "ops-laptop"},
             key="grant",
@@ -142,6 +145,7 @@ _SHAPE = _cases(
         "template": {"id": MISSING},
         "instance": {"id": MISSING},
         "network": {"id": MISSING},
+        "peer": {"id": MISSING},
         "docker_module": SimpleNamespace(id=MISSING),
     }
 )

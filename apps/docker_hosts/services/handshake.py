@@ -8,10 +8,13 @@ that transaction: a CA failure (``CaUnavailableError``) rolls the host row back 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count, Min
 from django.utils import timezone
 
 from apps.docker_hosts import kinds, phases
@@ -26,11 +29,18 @@ from apps.docker_hosts.services.host_state import refuse_decommissioned, refuse_
 from apps.events.services import event_record
 from apps.modules.models import Module, ModuleAssignment
 from apps.nodes.models import NodeInstance
-from apps.pki.services import ca_client_ca_pem, ca_sign_host_csr
+from apps.pki.models import IssuedCertificate
+from apps.pki.services import ca_client_ca_pem, ca_revoke_replaced_server_certificates, ca_sign_host_csr
 from apps.sdwan.models import SdwanPeer
 from powernode.actors import Actor
 from powernode.db import any_datetime, columns, db_uuid, fetch, inet_text, uuid_text
-from powernode.errors import HandshakePhaseError, MissingSdwanPeerError, NotFound, RuntimeNotAssignedError
+from powernode.errors import (
+    HandshakePhaseError,
+    MissingSdwanPeerError,
+    NotFound,
+    RateLimitedError,
+    RuntimeNotAssignedError,
+)
 
 MAX_ERROR_CHARS = 2000
 
@@ -139,6 +149,29 @@ def _require_certificate(host: DockerHost | None, *, instance: NodeInstance, pha
     return host
 
 
+def _refuse_past_cert_limit(instance: NodeInstance, now: dt.datetime) -> None:
+    """429 when the instance had POWERNODE_WANTS_CERT_LIMIT server certificates in the window already.
+
+    Counted from the CA's records (any of the instance's hosts), under the instance's row lock, so the
+    limit holds across platform processes and concurrent requests.
+    """
+    limit, window_s = settings.POWERNODE_WANTS_CERT_LIMIT, settings.POWERNODE_WANTS_CERT_WINDOW_S
+    window = dt.timedelta(seconds=window_s)
+    recent = IssuedCertificate.objects.filter(
+        kind=IssuedCertificate.Kind.SERVER,
+        created_at__gte=now - window,
+        host_id__in=DockerHost.objects.filter(node_instance_id=instance.id).values("id"),
+    ).aggregate(n=Count("id"), oldest=Min("created_at"))
+    if recent["n"] < limit:
+        return
+    retry_after_s = max(1, math.ceil((recent["oldest"] + window - now).total_seconds()))
+    raise RateLimitedError(
+        f"Instance {instance.name} was issued {recent['n']} server certificates in the last {window_s} s "
+        f"(the limit is {limit}): post '{phases.WANTS_CERT}' again in {retry_after_s} s.",
+        details={"retry_after_s": retry_after_s, "limit": limit, "window_s": window_s},
+    )
+
+
 # -- the phases ------------------------------------------------------------------------------------
 
 
@@ -160,7 +193,9 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
     The CA sets CN = host id and the only SAN = the overlay /128, whatever the CSR asks. The first
     time (or when it nears expiry) the platform's own client keypair for the host is issued too,
     mirrored on the row (key encrypted) and queued for Vault KV after commit. A repeated call re-signs
-    for the same host; the earlier certificates stay recorded and are revoked at decommission.
+    for the same host; the earlier certificates stay valid until the agent confirms the new one
+    (``ready``), then they are revoked. At most settings.POWERNODE_WANTS_CERT_LIMIT server certificates
+    per instance in POWERNODE_WANTS_CERT_WINDOW_S: past that a 429 (``RateLimitedError``).
     """
     ctx = _context(instance, lock_instance=True)
     instance = ctx.instance
@@ -185,6 +220,7 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
         )
     else:
         refuse_decommissioning(host)
+    _refuse_past_cert_limit(instance, now)
     event_record(
         kind=kinds.WANTS_CERT,
         actor=actor,
@@ -276,8 +312,9 @@ def docker_host_mark_ready(
     """The one path to ``connected`` (``system_mark_docker_ready``): pending/failed → connected.
 
     Today it trusts the agent's report; a platform-side mTLS probe that holds a host at ``pending``
-    until the daemon answers belongs here. A second ``ready`` changes nothing (a new engine version
-    is recorded, without promotion events). ``locked_host``: the caller already holds the row lock.
+    until the daemon answers belongs here. The host's server certificates other than its newest are
+    revoked (a repeated ``wants_cert`` replaced them). A second ``ready`` changes nothing (a new engine
+    version is recorded, without promotion events). ``locked_host``: the caller already holds the row lock.
     """
     host = locked_host
     if host is None or host.id != host_id:
@@ -292,6 +329,8 @@ def docker_host_mark_ready(
             f"Host {host.id} has no certificate yet: post '{phases.WANTS_CERT}' before '{phases.READY}'.",
             details={"host_id": host.id, "phase": phases.READY, "expected_phase": phases.WANTS_CERT},
         )
+    # The daemon confirmed the newest certificate: the ones a repeated wants_cert replaced stop being valid.
+    ca_revoke_replaced_server_certificates(host_id=host.id, current_serial=host.server_cert_serial, actor=actor)
     if host.status == DockerHost.Status.CONNECTED:
         if host.version != version:
             old, host.version = host.version, version

@@ -471,7 +471,9 @@ path "{clients}/+/issuer/default" {{ capabilities = ["patch", "update"] }}
 path "{root}/ca/pem" {{ capabilities = ["read"] }}
 path "{root}/root/sign-intermediate" {{ capabilities = ["create", "update"] }}
 path "{kv}/data/powernode/*" {{ capabilities = ["create", "update", "read"] }}
-path "{kv}/metadata/powernode/*" {{ capabilities = ["read", "list"] }}
+# delete on metadata: a decommission destroys every version and the metadata of the host's secret
+# (kv.v2 delete_metadata_and_all_versions = DELETE {kv}/metadata/<path>); without it that is a 403.
+path "{kv}/metadata/powernode/*" {{ capabilities = ["read", "list", "delete"] }}
 """
 
 
