@@ -17,6 +17,8 @@ class SdwanPeerAdmin(admin.ModelAdmin):
     list_filter = ["kind", "network"]
     search_fields = ["overlay_address", "device_name", "node_instance__name", "public_key"]
     raw_id_fields = ["node_instance"]
+    # keys change only through the heartbeat and system_sdwan_reset_peer_key (pinning, events)
+    readonly_fields = ["public_key", "pinned_public_key"]
 
 
 @admin.register(AccessGrant)
