@@ -191,7 +191,6 @@ def access_grant_revoke(*, grant_id: str, actor: Actor) -> AccessGrant:
     return grant
 
 
-@transaction.atomic
 def instance_record_wireguard_key(*, instance, public_key: str) -> None:  # noqa: ANN001
     """The agent reported its WireGuard public key: keep it on the instance and its peers, pinning it.
 
