@@ -137,14 +137,7 @@ def _coerce(name: str, value: Any) -> Any:
     if name in {"state_dir", "docker_tls_dir", "daemon_json_path", "systemd_dropin_path"}:
         return Path(value)
     if name == "insecure_http":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in {"1", "true", "yes", "on"}:
-            return True
-        if text in {"0", "false", "no", "off", ""}:
-            return False
-        raise ConfigError(f"insecure_http must be true or false, got {value!r}")
+        return parse_bool(name, value)
     if name in {"heartbeat_interval_s", "http_timeout_s", "ready_timeout_s"}:
         return None if value in (None, "") else float(value)
     if name == "dockerd_command_prefix":
@@ -165,19 +158,16 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
-def load_config(
+def read_layers(
     *,
-    flags: Mapping[str, Any] | None = None,
-    env: Mapping[str, str] | None = None,
-    config_file: str | os.PathLike[str] | None = None,
-) -> AgentConfig:
-    """Build an AgentConfig: flags win over the environment, which wins over the JSON file."""
-    env = os.environ if env is None else env
-    flags = flags or {}
-    known = {f.name for f in dataclasses.fields(AgentConfig)} | {"agent_token_file", "ca_bundle"}
+    known: set[str],
+    env_vars: Mapping[str, str],
+    flags: Mapping[str, Any] | None,
+    env: Mapping[str, str],
+    config_file: str | os.PathLike[str] | None,
+) -> dict[str, Any]:
+    """Settings by name from a JSON file < the environment < flags (unknown file keys are an error)."""
     layered: dict[str, Any] = {}
-
-    config_file = config_file or env.get("POWERNODE_AGENT_CONFIG")
     if config_file:
         try:
             data = json.loads(Path(config_file).read_text())
@@ -189,20 +179,53 @@ def load_config(
         if unknown:
             raise ConfigError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
         layered.update(data)
-    for name, var in ENV_VARS.items():
+    for name, var in env_vars.items():
         if env.get(var) not in (None, ""):
             layered[name] = env[var]
-    for name, value in flags.items():
+    for name, value in (flags or {}).items():
         if value is not None and name in known:
             layered[name] = value
+    return layered
 
+
+def resolve_token_file(layered: dict[str, Any], token: str, token_file: str) -> None:
+    """Read ``layered[token_file]`` into ``layered[token]`` unless a token was given directly."""
+    path = layered.pop(token_file, None)
+    if path and not layered.get(token):
+        try:
+            layered[token] = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read token file {path}: {exc}") from exc
+
+
+def parse_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def load_config(
+    *,
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+) -> AgentConfig:
+    """Build an AgentConfig: flags win over the environment, which wins over the JSON file."""
+    env = os.environ if env is None else env
+    known = {f.name for f in dataclasses.fields(AgentConfig)} | {"agent_token_file", "ca_bundle"}
+    layered = read_layers(
+        known=known,
+        env_vars=ENV_VARS,
+        flags=flags,
+        env=env,
+        config_file=config_file or env.get("POWERNODE_AGENT_CONFIG"),
+    )
     if "ca_bundle" in layered:  # the config file's name for --ca-bundle
         layered.setdefault("platform_ca_file", layered.pop("ca_bundle"))
-    token_file = layered.pop("agent_token_file", None)
-    if token_file and not layered.get("agent_token"):
-        try:
-            layered["agent_token"] = Path(token_file).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read token file {token_file}: {exc}") from exc
-
+    resolve_token_file(layered, "agent_token", "agent_token_file")
     return AgentConfig(**{name: _coerce(name, value) for name, value in layered.items()})
