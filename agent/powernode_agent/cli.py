@@ -1,4 +1,4 @@
-"""``powernode-agent run [--once]`` and ``powernode-agent status``; logs go to stderr, one line per step."""
+"""``powernode-agent run [--once]``, ``status`` and ``hub ...``; logs go to stderr, one line per step."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from . import __version__
 from .config import ConfigError, load_config
+from .hub.cli import add_hub_parser, hub_main
 from .runner import Runner, status
 
 
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="heartbeat loop (Ctrl-C or SIGTERM stops it)")
     run.add_argument("--once", action="store_true", help="one heartbeat, then exit (1 if anything failed)")
     sub.add_parser("status", parents=[common], help="print the local state as JSON")
+    add_hub_parser(sub)
     return parser
 
 
@@ -144,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.command == "hub":
+        return hub_main(args)
     flags = {k: v for k, v in vars(args).items() if k not in {"command", "once", "log_level", "daemon_extra"}}
     if args.daemon_extra:
         extras = json.loads(args.daemon_json_extras) if args.daemon_json_extras else {}

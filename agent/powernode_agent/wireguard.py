@@ -114,7 +114,8 @@ class WireGuardManager:
     def exists(self, ifname: str) -> bool:
         return self._cmd("ip", "link", "show", "dev", ifname, check=False).returncode == 0
 
-    def _create(self, ifname: str) -> None:
+    def create(self, ifname: str) -> None:
+        """Make a WireGuard link: kernel when `ip link add type wireguard` works (auto), else wireguard-go."""
         if self.backend in ("auto", "kernel"):
             result = self._cmd("ip", "link", "add", "dev", ifname, "type", "wireguard", check=False)
             if result.returncode == 0:
@@ -136,7 +137,7 @@ class WireGuardManager:
         network = ipaddress.IPv6Network(membership.prefix, strict=False)
         changed = False
         if not self.exists(ifname):
-            self._create(ifname)
+            self.create(ifname)
             changed = True
 
         peers = self._cmd("wg", "show", ifname, "peers").stdout.split()
