@@ -50,10 +50,10 @@ def is_hub_interface(prefix: str, name: str) -> bool:
 def check_text(what: str, value: Any, *, max_len: int = MAX_NAME_LEN) -> str:
     if not isinstance(value, str):
         raise DesiredError(f"{what} must be a string")
-    if len(value) > max_len:
-        raise DesiredError(f"{what} is longer than {max_len} characters")
     if any(ord(c) < 0x20 or ord(c) == 0x7F or 0x80 <= ord(c) < 0xA0 for c in value):
         raise DesiredError(f"{what} contains control characters")
+    if len(value) > max_len:
+        raise DesiredError(f"{what} is longer than {max_len} characters")
     return value
 
 
