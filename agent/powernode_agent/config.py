@@ -8,10 +8,12 @@ import json
 import os
 import shlex
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 WG_BACKENDS = ("auto", "kernel", "wireguard-go")
 DOCKERD_LAUNCH_MODES = ("auto", "systemd", "child")
@@ -209,6 +211,37 @@ def parse_bool(name: str, value: Any) -> bool:
     raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
+def load_settings(
+    cls: type[T],
+    *,
+    env_vars: Mapping[str, str],
+    config_env_var: str,
+    token_field: str,
+    coerce: Callable[[str, Any], Any],
+    flags: Mapping[str, Any] | None,
+    env: Mapping[str, str] | None,
+    config_file: str | os.PathLike[str] | None,
+) -> T:
+    """A settings dataclass from defaults < JSON file < environment < flags, for the agent and the hub.
+
+    ``<token_field>_file`` reads the token from a file; the config file's ``ca_bundle`` is
+    ``platform_ca_file``.
+    """
+    env = os.environ if env is None else env
+    known = {f.name for f in dataclasses.fields(cls)} | {f"{token_field}_file", "ca_bundle"}  # type: ignore[arg-type]
+    layered = read_layers(
+        known=known,
+        env_vars=env_vars,
+        flags=flags,
+        env=env,
+        config_file=config_file or env.get(config_env_var),
+    )
+    if "ca_bundle" in layered:  # the config file's name for --ca-bundle
+        layered.setdefault("platform_ca_file", layered.pop("ca_bundle"))
+    resolve_token_file(layered, token_field, f"{token_field}_file")
+    return cls(**{name: coerce(name, value) for name, value in layered.items()})
+
+
 def load_config(
     *,
     flags: Mapping[str, Any] | None = None,
@@ -216,16 +249,13 @@ def load_config(
     config_file: str | os.PathLike[str] | None = None,
 ) -> AgentConfig:
     """Build an AgentConfig: flags win over the environment, which wins over the JSON file."""
-    env = os.environ if env is None else env
-    known = {f.name for f in dataclasses.fields(AgentConfig)} | {"agent_token_file", "ca_bundle"}
-    layered = read_layers(
-        known=known,
+    return load_settings(
+        AgentConfig,
         env_vars=ENV_VARS,
+        config_env_var="POWERNODE_AGENT_CONFIG",
+        token_field="agent_token",
+        coerce=_coerce,
         flags=flags,
         env=env,
-        config_file=config_file or env.get("POWERNODE_AGENT_CONFIG"),
+        config_file=config_file,
     )
-    if "ca_bundle" in layered:  # the config file's name for --ca-bundle
-        layered.setdefault("platform_ca_file", layered.pop("ca_bundle"))
-    resolve_token_file(layered, "agent_token", "agent_token_file")
-    return AgentConfig(**{name: _coerce(name, value) for name, value in layered.items()})

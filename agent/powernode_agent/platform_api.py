@@ -69,6 +69,17 @@ class PlatformClient:
             handlers.append(urllib.request.HTTPSHandler(context=context))
         self._opener = urllib.request.build_opener(*handlers)
 
+    @classmethod
+    def for_settings(cls, settings: Any, token: str) -> PlatformClient:
+        """A client from an AgentConfig or HubConfig (URL, timeout, CA bundle, insecure_http)."""
+        return cls(
+            settings.platform_url,
+            token,
+            timeout_s=settings.http_timeout_s,
+            ca_file=settings.platform_ca_file,
+            insecure_http=settings.insecure_http,
+        )
+
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         request = urllib.request.Request(
             self.base_url + path,

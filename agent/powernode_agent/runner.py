@@ -43,13 +43,7 @@ class Runner:
     ) -> None:
         self.config = config
         self.store = store or st.StateStore(config.state_dir)
-        self.client = client or PlatformClient(
-            config.platform_url,
-            config.agent_token,
-            timeout_s=config.http_timeout_s,
-            ca_file=config.platform_ca_file,
-            insecure_http=config.insecure_http,
-        )
+        self.client = client or PlatformClient.for_settings(config, config.agent_token)
         self.runtime = runtime or DockerRuntime(config, self.store)
         self.wireguard = wireguard or WireGuardManager(
             backend=config.wg_backend, wireguard_go=config.wireguard_go_binary

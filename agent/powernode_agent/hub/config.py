@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import urllib.parse
 from collections.abc import Mapping
@@ -15,9 +14,8 @@ from ..config import (
     WG_BACKENDS,
     ConfigError,
     check_platform_url,
+    load_settings,
     parse_bool,
-    read_layers,
-    resolve_token_file,
 )
 
 MAX_RECONCILE_INTERVAL_S = 30.0
@@ -129,16 +127,13 @@ def load_hub_config(
     config_file: str | os.PathLike[str] | None = None,
 ) -> HubConfig:
     """Build a HubConfig: flags win over the environment, which wins over the JSON file."""
-    env = os.environ if env is None else env
-    known = {f.name for f in dataclasses.fields(HubConfig)} | {"hub_token_file", "ca_bundle"}
-    layered = read_layers(
-        known=known,
+    return load_settings(
+        HubConfig,
         env_vars=ENV_VARS,
+        config_env_var="POWERNODE_HUB_CONFIG",
+        token_field="hub_token",
+        coerce=_coerce,
         flags=flags,
         env=env,
-        config_file=config_file or env.get("POWERNODE_HUB_CONFIG"),
+        config_file=config_file,
     )
-    if "ca_bundle" in layered:
-        layered.setdefault("platform_ca_file", layered.pop("ca_bundle"))
-    resolve_token_file(layered, "hub_token", "hub_token_file")
-    return HubConfig(**{name: _coerce(name, value) for name, value in layered.items()})

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..state import atomic_write
+
 log = logging.getLogger(__name__)
 
 TABLE = "powernode_hub"
@@ -115,7 +117,7 @@ class NftTable:
     def apply(self, ruleset: str) -> str:
         """Load ``ruleset`` atomically; returns the fingerprint of the live table right after."""
         path = self.workdir / "ruleset.nft"
-        path.write_text(ruleset)
+        atomic_write(path, ruleset.encode())  # 0600 like everything in the state dir
         result = self._cmd("nft", "-f", str(path), check=False)
         if result.returncode != 0:
             raise NftError(f"nft -f {path} failed: {(result.stderr or result.stdout).strip()}")

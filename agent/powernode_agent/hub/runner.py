@@ -334,13 +334,7 @@ class HubRunner:
     ) -> None:
         self.config = config
         self.hub = hub or Hub(config)
-        self.client = client or PlatformClient(
-            config.platform_url,
-            config.hub_token,
-            timeout_s=config.http_timeout_s,
-            ca_file=config.platform_ca_file,
-            insecure_http=config.insecure_http,
-        )
+        self.client = client or PlatformClient.for_settings(config, config.hub_token)
         self.stop = stop or threading.Event()
         self.rand = rand
         self.desired: Desired | None = None
