@@ -373,7 +373,11 @@ class HubRunner:
 
     def reconcile(self) -> ReconcileResult:
         assert self.desired is not None
-        result = self.hub.reconcile(self.desired)
+        try:
+            result = self.hub.reconcile(self.desired)
+        except Exception as exc:  # a tool missing, an odd answer from one: the loop must go on
+            log.exception("reconcile crashed")
+            result = ReconcileResult(self.desired.desired_version, errors=[f"reconcile crashed: {exc}"])
         self.last_reconcile = time.monotonic()
         self.reconciled_version = self.desired.desired_version if result.ok else None
         return result
