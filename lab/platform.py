@@ -20,10 +20,9 @@ import requests
 
 from lab.netns import in_netns
 from lab.proc import LabError, wait_for
-from lab.topology import Lab
+from lab.topology import SERVER_PORT, Lab
 
 BASE_DIR = Path(__file__).resolve().parents[1]
-SERVER_PORT = 8000
 # Variables of the machine that would point the lab's platform at something else (Vault, another database).
 _FOREIGN_ENV_PREFIXES = ("VAULT_", "POWERNODE_", "DJANGO_", "DATABASE_URL")
 

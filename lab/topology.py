@@ -15,12 +15,13 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lab.dockerd import DockerdTls, LabDockerd
-from lab.hub import Hub, HubNetwork
+from lab.hub import HubNetwork, LabHub
 from lab.image import build_and_push
 from lab.netns import Netns, add_route, check_ifname, connect
 from lab.pki import KeyPair, LabCa
@@ -33,6 +34,8 @@ from lab.wireguard import WgInterface, WgKey, render_wg_quick, spoke_up
 UNDERLAY = "fd70:6e6c:6162::/48"  # "pnlab" in the ULA global ID
 PLATFORM_NAME = "platform.powernode.internal"
 HUB_BASE_PORT = 51820
+SERVER_PORT = 8000  # the platform server's port: the one port overlay peers may reach on the hub's addresses
+AGENT_DIR = Path(__file__).resolve().parents[1] / "agent"
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{1,5}-$")
 
 
@@ -57,7 +60,8 @@ class Lab:
         self.underlay = ipaddress.IPv6Network(underlay)
         self.service_address = str(self.underlay[1])
         self.platform = Netns(f"{prefix}platform")
-        self.hub = Hub(self.platform, endpoint_address=self.service_address, workdir=self.dir / "hub")
+        self.hub = LabHub(self.platform, endpoint_address=self.service_address, workdir=self.dir / "hub",
+                          interface_prefix=f"{prefix}h", allow_ports=[SERVER_PORT])
         self.hosts: dict[str, LabHost] = {}
         self.spokes: dict[tuple[str, str], WgInterface] = {}
         self.dockerds: dict[str, LabDockerd] = {}
@@ -77,9 +81,9 @@ class Lab:
         (self.dir / OWNER_FILE).write_text(f"{os.getpid()}\n")
         self.platform.create()
         self.platform.add_address("lo", f"{self.service_address}/128")
-        # The platform routes (hub): the forward chain with policy drop exists before forwarding is on,
-        # so hosts never reach each other over the underlay, not even before the first network.
-        self.hub.ensure_firewall()
+        # The platform routes (hub): the lab's underlay wall (forward policy drop but for hub interfaces)
+        # exists before forwarding is on, so hosts never reach each other over the underlay cables.
+        self.hub.ensure_underlay_firewall()
         return self
 
     def close(self) -> dict[str, list[str]]:
@@ -122,10 +126,27 @@ class Lab:
         return host
 
     def add_network(self, name: str, prefix: str) -> HubNetwork:
-        """A network on the hub: interface ``<prefix>h<name>``, listening on the service address."""
+        """A network on the hub without a platform (the product hub's ``apply``): interface
+        ``<prefix>h<hex>``, listening on all addresses (spokes dial the service address)."""
         port = HUB_BASE_PORT + len(self.hub.networks)
-        return self.hub.add_network(name, prefix=prefix, ifname=check_ifname(f"{self.prefix}h{name}"),
-                                    listen_port=port)
+        return self.hub.add_network(name, prefix=prefix, listen_port=port)
+
+    def start_hub(self, *, platform_url: str, hub_token: str) -> subprocess.Popen[bytes]:
+        """``powernode-agent hub run`` in the platform namespace, as a hub host runs it (docs/runbooks/hub.md):
+        the platform decides networks and peers, the hub makes its keys and reports them."""
+        argv = [
+            *agent_argv(), "hub", "run",
+            "--url", platform_url,
+            "--insecure-http",  # the lab's platform serves plain http on its ULA service address
+            "--state-dir", str(self.hub.config.state_dir),
+            "--interface-prefix", self.hub.config.interface_prefix,
+            "--allow-port", str(SERVER_PORT),
+        ]
+        env = {
+            "POWERNODE_HUB_TOKEN": hub_token,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(AGENT_DIR), os.environ.get("PYTHONPATH")])),
+        }
+        return self.spawn("platform", "hub", argv, env=env, sandbox=False)
 
     def spoke_config(self, network: str, *, key: WgKey, overlay_address: str,
                      extra_allowed_ips: Sequence[str] = ()) -> str:
@@ -269,6 +290,12 @@ class Lab:
             argv += ["--cert", str(write_private(tmp / "cert.pem", cert_pem)),
                      "--key", str(write_private(tmp / "key.pem", key_pem))]
         return ns.run(*argv, url, check=False, timeout=max_time + 10)
+
+
+def agent_argv() -> list[str]:
+    """How to run ``powernode-agent``: the venv's script when installed, else the module."""
+    script = Path(sys.executable).with_name("powernode-agent")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "powernode_agent.cli"]
 
 
 def _try(step: object, errors: list[str]) -> None:

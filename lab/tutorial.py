@@ -9,13 +9,11 @@ and prints each with its duration (``python -m lab walk``, ``make lab``); the te
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import os
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from apps.docker_hosts import kinds as docker_kinds  # plain constants: no Django setup in the lab's process
-from lab.netns import check_ifname, in_netns
+from lab.netns import in_netns
 from lab.pki import KeyPair
 from lab.platform import LabPlatform
 from lab.proc import LabError, run, wait_for, write_private
 from lab.registry import REGISTRY_NAME
-from lab.topology import HUB_BASE_PORT, Lab
+from lab.topology import AGENT_DIR, HUB_BASE_PORT, Lab, agent_argv
 from lab.wireguard import WgKey
 
 NODE, WORKSTATION, INTRUDER = "node", "ws", "intr"
@@ -39,8 +37,7 @@ NODE_BIP = "198.18.0.1/24"
 DOCKER_PORT = 2376
 CONTAINER_NAME = "hello-httpd"
 PUBLISHED_PORT = 8080
-_AGENT_SCRIPT = Path(sys.executable).with_name("powernode-agent")
-AGENT_ARGV = [str(_AGENT_SCRIPT)] if _AGENT_SCRIPT.exists() else [sys.executable, "-m", "powernode_agent.cli"]
+AGENT_ARGV = agent_argv()
 DOCKER_CLI_CANDIDATES = ("/usr/local/bin/docker", "/usr/bin/docker")
 
 
@@ -68,6 +65,7 @@ class Tutorial:
     template_id: str = ""
     instance_id: str = ""
     network_ids: dict[str, str] = field(default_factory=dict)
+    hub_token: str = ""
     node_overlay: str = ""
     agent_token: str = ""
     module_id: str = ""
@@ -104,22 +102,28 @@ class Tutorial:
             )
             self.image_ref = lab.build_image()
             platform.wait_server()
-        with self.step("SDWAN networks, node template and instance, the node's /128, access grants"):
+        with self.step("the SDWAN hub: powernode-agent hub run with a hub token (system_sdwan_create_hub_token)"):
+            self.hub_token = platform.action("system_sdwan_create_hub_token", {"name": "lab-hub"})["hub_token"]
+            lab.start_hub(platform_url=platform.url, hub_token=self.hub_token)
+        with self.step("SDWAN networks, node template and instance, the node's /128") as s:
             self._platform_objects()
+            s.detail = f"the hub applied both networks and reported its keys in {self.wait_hub_keys():.2f} s"
+        with self.step("access grants (wg-quick configs); workstation and intruder spokes") as s:
             grants = self._access_grants()
-        with self.step(
-            "hub interfaces and peers from the platform's hub configs; workstation, intruder spokes"
-        ):
-            self.sync_hub()
             self._spokes(grants)
+            waited = self.wait_hub_peers({
+                "lab-a": [config_public_key(grants[WORKSTATION]["wireguard_config"])],
+                "lab-b": [config_public_key(grants[INTRUDER]["wireguard_config"])],
+            })
+            s.detail = f"the hub admitted both devices {waited:.2f} s after their grants"
         with self.step(
             "operator certificates: workstation (manage.py export_operator_cert), intruder (action)"
         ):
             self._operator_certs()
-        with self.step("powernode-agent on the node; the hub learns the node's key from the platform"):
+        with self.step("powernode-agent on the node; the hub learns the node's key from the platform") as s:
             self.start_agent()
-            self.wait_node_key()
-            self.sync_hub()
+            key = self.wait_node_key()
+            s.detail = f"the hub admitted the node {self.wait_hub_peers({'lab-a': [key]}):.2f} s after its key"
         return self
 
     def close(self) -> dict[str, list[str]]:
@@ -148,29 +152,31 @@ class Tutorial:
         )["peer"]
         self.node_overlay = peer["overlay_address"]
 
-    def sync_hub(self) -> None:
-        """Make the hub what the platform says: one interface per network with the platform's hub key, and a
-        peer per SDWAN peer with a known key (``apps.sdwan.selectors.hub_config``)."""
-        ports = {name: HUB_BASE_PORT + k for k, name in enumerate(NETWORKS)}
-        configs = self.platform.side("hub-configs", *[f"--network={n}={p}" for n, p in ports.items()])
-        for name, (hub_name, prefix) in NETWORKS.items():
-            private_key, peers = parse_hub_config(configs[name]["config"])
-            hub = self.lab.hub
-            if hub_name not in hub.networks:
-                key = WgKey(private_key, configs[name]["hub_public_key"])
-                hub.add_network(
-                    hub_name,
-                    prefix=prefix,
-                    ifname=check_ifname(f"{self.prefix}h{hub_name}"),
-                    listen_port=ports[name],
-                    key=key,
-                )
-            current = dict(hub.networks[hub_name].peers)
-            for public_key, address in peers.items():
-                if current.get(public_key) != address:
-                    hub.set_peer(hub_name, public_key=public_key, overlay_address=address)
-            for public_key in set(current) - set(peers):
-                hub.remove_peer(hub_name, public_key=public_key)
+    def wait_hub_keys(self, *, timeout: float = 30) -> float:
+        """Until the platform holds, for every lab network, the public key the hub made for it; seconds."""
+        started = time.monotonic()
+
+        def keys() -> bool:
+            for network_id in self.network_ids.values():
+                response = self.platform.get(f"/api/v1/sdwan/networks/{network_id}/")
+                if response.status_code != 200 or not response.json().get("hub_public_key"):
+                    return False
+            return True
+
+        wait_for(keys, timeout=timeout, what=f"the hub's keys on the platform{self._log_hint('hub')}", interval=0.1)
+        return time.monotonic() - started
+
+    def wait_hub_peers(self, wanted: dict[str, list[str]], *, timeout: float = 30) -> float:
+        """Until the hub has applied these peers (network name -> public keys), as ``hub status`` shows; seconds.
+        Nothing is run by hand: the hub learns them from the platform."""
+        started = time.monotonic()
+
+        def applied() -> bool:
+            networks = self.lab.hub.refresh()
+            return all(name in networks and set(keys) <= set(networks[name].peers) for name, keys in wanted.items())
+
+        wait_for(applied, timeout=timeout, what=f"the hub to apply {wanted}{self._log_hint('hub')}", interval=0.1)
+        return time.monotonic() - started
 
     def _access_grants(self) -> dict[str, dict[str, Any]]:
         """wg-quick configs from system_sdwan_create_access_grant: workstation on lab-a, intruder on lab-b."""
@@ -273,7 +279,7 @@ class Tutorial:
             "POWERNODE_URL": self.platform.url,
             "POWERNODE_AGENT_TOKEN": self.agent_token,
             "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(Path(__file__).parents[1] / "agent"), os.environ.get("PYTHONPATH")])
+                filter(None, [str(AGENT_DIR), os.environ.get("PYTHONPATH")])
             ),
         }
         self.node_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -300,8 +306,11 @@ class Tutorial:
         )
 
     def _agent_log_hint(self) -> str:
-        log = self.lab.dir / "logs" / "agent.log"
-        return f" (agent log {log})" if log.exists() else ""
+        return self._log_hint("agent")
+
+    def _log_hint(self, name: str) -> str:
+        log = self.lab.dir / "logs" / f"{name}.log"
+        return f" ({name} log {log})" if log.exists() else ""
 
     def agent_log_tail(self, chars: int = 3000) -> str:
         try:
@@ -585,24 +594,13 @@ class Tutorial:
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def parse_hub_config(text: str) -> tuple[str, dict[str, str]]:
-    """(hub private key, {peer public key: overlay address}) from a ``hub_config`` (wg setconf format)."""
-    private_key, public_key = "", None
-    peers: dict[str, str] = {}
-    for raw in text.splitlines():
-        key, sep, value = raw.partition("=")
-        if not sep:
-            continue
-        key, value = key.strip().lower(), value.strip()
-        if key == "privatekey":
-            private_key = value
-        elif key == "publickey":
-            public_key = value
-        elif key == "allowedips" and public_key:
-            peers[public_key] = str(ipaddress.ip_interface(value.split(",")[0].strip()).ip)
-    if not private_key:
-        raise LabError("the hub config has no PrivateKey")
-    return private_key, peers
+def config_public_key(wg_quick: str) -> str:
+    """The public key of a wg-quick config's ``PrivateKey`` (the device key of an access grant)."""
+    for line in wg_quick.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip().lower() == "privatekey":
+            return WgKey.from_private(value.strip()).public
+    raise LabError("the wg-quick config has no PrivateKey")
 
 
 def claim_prefix(wg_quick: str, prefix: str) -> str:

@@ -37,6 +37,12 @@ class WgKey:
         raw_public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return cls(base64.b64encode(raw_private).decode(), base64.b64encode(raw_public).decode())
 
+    @classmethod
+    def from_private(cls, private: str) -> WgKey:
+        key = x25519.X25519PrivateKey.from_private_bytes(base64.b64decode(private))
+        raw_public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return cls(private, base64.b64encode(raw_public).decode())
+
 
 @dataclass
 class WgInterface:

@@ -144,13 +144,13 @@ def test_ruleset_with_one_and_two_networks() -> None:
     )
     assert 'iifname "pnh000000000002" oifname "pnh000000000002" accept' in forward
     assert 'pnh000000000001" oifname "pnh000000000002' not in forward  # never across networks
-    assert "tcp dport { 443, 8000 }" in inp and inp.rstrip().endswith("drop\n  }\n}".rstrip())
+    assert "tcp dport { 443, 8000 }" in inp and inp.rstrip().endswith('drop comment "dropped"\n  }\n}')
     assert render_ruleset(_fw(2), [8000]) == render_ruleset(list(reversed(_fw(2))), [8000])
 
 
 def test_no_ports_means_no_accept_to_the_hub_address() -> None:
     text = render_ruleset(_fw(1), [])
-    assert "tcp dport" not in text and "    drop" in text
+    assert "tcp dport" not in text and "    counter drop" in text
 
 
 def test_nft_json_normalization_strips_handles_counters_and_metainfo() -> None:

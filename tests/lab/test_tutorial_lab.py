@@ -225,6 +225,6 @@ def test_the_workstation_config_came_from_an_access_grant(tutorial: Tutorial) ->
         for p in peers["peers"]
         if p["public_key"] and p["kind"] != "platform"
     }
-    assert tutorial.lab.hub.networks["A"].peers == expected
+    assert tutorial.lab.hub.refresh()["lab-a"].peers == expected
     assert len(expected) == 2  # the node and the workstation
     assert Path(tutorial.lab.dir / "spokes").exists()

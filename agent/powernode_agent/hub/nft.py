@@ -52,6 +52,8 @@ def render_ruleset(networks: Sequence[FirewallNetwork], ports: Sequence[int]) ->
         lines.append(f"    iifname != {names} oifname != {names} accept")
         for net in networks:
             lines.append(f'    iifname "{net.ifname}" oifname "{net.ifname}" accept')
+        # counts what the policy is about to drop (between networks): `nft list table inet powernode_hub`
+        lines.append('    counter comment "dropped"')
     else:
         lines.append("    accept")
     lines += [
@@ -69,7 +71,7 @@ def render_ruleset(networks: Sequence[FirewallNetwork], ports: Sequence[int]) ->
                 lines.append(
                     f'    iifname "{net.ifname}" ip6 daddr {net.hub_address} tcp dport {port_set} accept'
                 )
-        lines.append("    drop")
+        lines.append('    counter drop comment "dropped"')
     lines += ["  }", "}", ""]
     return "\n".join(lines)
 
