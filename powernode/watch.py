@@ -92,9 +92,7 @@ class Waiter:
                 _by_topic.setdefault(topic, set()).add(self)
             oldest = _history[0][0] if _history else _seq + 1
             missed = oldest > self.seq + 1 and _seq > self.seq  # the history no longer reaches back
-            missed = missed or any(
-                seq > self.seq and (ALL in names or names & new) for seq, names in _history
-            )
+            missed = missed or any(seq > self.seq and (ALL in names or names & new) for seq, names in _history)
         if missed:
             self.fire()
 
@@ -232,8 +230,8 @@ class _Listener:
                     self.backend_pid = conn.info.backend_pid
                     self.connections += 1
                     failures = 0
+                    _reset_all()  # waiters made while nobody listened may have missed a change
                     self.connected.set()
-                    _reset_all()  # waiters that came before this connection may have missed a change
                     while True:
                         async for note in conn.notifies(timeout=LISTEN_PING_S):
                             deliver(note.payload.split())
@@ -274,6 +272,20 @@ def start_listening(*, using: str = "default") -> _Listener | None:
             del _listeners[old]
         listener = _listeners[loop] = _Listener(loop, _conninfo(using))
     return listener
+
+
+async def ready(*, timeout: float = 5.0, using: str = "default") -> bool:
+    """Start this process's LISTEN connection and wait (up to ``timeout``) until it listens; call before
+    subscribing, so a waiter is not answered at once by the connection's first reset. True when
+    listening (or nothing to listen to: SQLite)."""
+    listener = start_listening(using=using)
+    if listener is None or listener.connected.is_set():
+        return True
+    try:
+        await asyncio.wait_for(listener.connected.wait(), timeout)
+    except TimeoutError:
+        return False  # PostgreSQL unreachable: waiters made now are answered when it is reached again
+    return True
 
 
 def listener(loop: asyncio.AbstractEventLoop | None = None) -> _Listener | None:

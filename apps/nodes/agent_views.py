@@ -12,10 +12,10 @@ import asyncio
 import json
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions as drf
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
@@ -246,9 +246,19 @@ def _heartbeat_step(
     return answer, instance, params, waiter
 
 
+def _may_watch(request: HttpRequest) -> bool:
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return False
+    return 0 < length <= MAX_AGENT_BODY_BYTES and b'"wait_s"' in request.body
+
+
 @csrf_exempt
 async def heartbeat(request: HttpRequest) -> HttpResponse:
     """``POST /api/v1/agent/heartbeat``: answer at once, or hold a watch request (DESIGN §4, Watch)."""
+    if _may_watch(request):  # this process's LISTEN connection first (PostgreSQL; opened once)
+        await watch.ready()
     try:
         answer, instance, params, waiter = await db_call(_heartbeat_step)(request, asyncio.get_running_loop())
     except ApplicationError as err:
