@@ -38,7 +38,7 @@ class ApiError(LabError):
 
 
 def platform_env(
-    var_dir: Path, *, heartbeat_interval_s: int = 1, extra: Mapping[str, str] | None = None
+    var_dir: Path, *, heartbeat_interval_s: int = 60, extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The environment of every platform process of the lab (server, commands)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_ENV_PREFIXES)}
@@ -62,7 +62,7 @@ class LabPlatform:
     """The platform of one lab: commands, server process and the operator's HTTP client."""
 
     lab: Lab
-    heartbeat_interval_s: int = 1
+    heartbeat_interval_s: int = 60  # the product default: the agent watches, so changes still arrive at once
     token: str = ""
     operator: str = ""
     _session: requests.Session | None = field(default=None, init=False, repr=False)

@@ -4,13 +4,16 @@ PostgreSQL. Part of the kernel: imports no app."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import connection, models
+from asgiref.sync import AsyncToSync, sync_to_async
+from django.db import close_old_connections, connection, models
 from django.utils.dateparse import parse_datetime
 
 _UUID_FIELD = models.UUIDField()
+T = TypeVar("T")
 
 
 def fetch(sql: str, params: list[Any]) -> list[tuple]:
@@ -61,3 +64,27 @@ def inet_text(value: str) -> str:
 def any_datetime(value: datetime | str | None) -> datetime | None:
     """An aggregate over a timestamp column: a datetime from PostgreSQL, text from SQLite."""
     return text_datetime(value) if isinstance(value, str) else aware(value)
+
+
+def db_call(fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """``fn`` (which uses the ORM) made awaitable for an async view, holding no thread while awaited.
+
+    Under the ASGI server it runs in the loop's shared thread pool (not the per-request thread Django's
+    ``sync_to_async`` would keep for the whole request: a held long-poll would pin a thread each), with
+    Django's per-request connection hygiene around it: a broken or expired connection of that pool thread
+    is closed, so a connection stays open only while the pool thread keeps being used. When a synchronous
+    caller waits above (the test client, ``async_to_sync``), it runs in that caller's thread so its
+    transaction is seen.
+    """
+    nested = getattr(AsyncToSync.executors, "current", None) is not None
+
+    def run(*args: Any, **kwargs: Any) -> T:
+        if not nested:
+            close_old_connections()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if not nested:
+                close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=nested)

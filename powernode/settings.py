@@ -81,7 +81,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # static files (admin, Swagger UI from the sidecar, our CSS/JS) under uvicorn/gunicorn too
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "powernode.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable (held watch requests)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

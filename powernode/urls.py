@@ -13,7 +13,7 @@ from apps.docker_hosts.api import DockerHostViewSet
 from apps.docker_hosts.views import RuntimeHandshakeView
 from apps.events.api import EventViewSet
 from apps.modules.api import ModuleViewSet
-from apps.nodes.agent_views import HeartbeatView
+from apps.nodes.agent_views import heartbeat
 from apps.nodes.api import NodeInstanceViewSet, NodeTemplateViewSet
 from apps.pki.api import IssuedCertificateViewSet
 from apps.sdwan.api import SdwanNetworkViewSet, SdwanPeerViewSet
@@ -36,7 +36,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/pki/", include("apps.pki.urls")),
-    path("api/v1/agent/heartbeat", HeartbeatView.as_view(), name="agent-heartbeat"),
+    path("api/v1/agent/heartbeat", heartbeat, name="agent-heartbeat"),
     path("api/v1/runtime/handshake", RuntimeHandshakeView.as_view(), name="runtime-handshake"),
     path("api/v1/", include("apps.system.urls")),
     path("api/v1/", include(router.urls)),

@@ -72,6 +72,7 @@ class AgentConfig:
     insecure_http: bool = False  # allow a plain-http platform URL that is not loopback
     http_timeout_s: float = 30.0
     heartbeat_interval_s: float | None = None  # overrides the platform's answer (tests, the lab)
+    watch_wait_s: int = 50  # how long the platform may hold a heartbeat (watch); 0 polls at the interval
     wg_interface_prefix: str = "pnwg"
     wg_backend: str = "auto"
     wireguard_go_binary: str = "wireguard-go"
@@ -109,6 +110,8 @@ class AgentConfig:
             )
         if self.heartbeat_interval_s is not None and self.heartbeat_interval_s <= 0:
             raise ConfigError("heartbeat interval override must be positive")
+        if not 0 <= self.watch_wait_s <= 55:
+            raise ConfigError("watch wait must be 0 (no watch) to 55 seconds")
 
 
 # setting name -> environment variable. The three documented ones come first.
@@ -120,6 +123,7 @@ ENV_VARS: dict[str, str] = {
     "platform_ca_file": "POWERNODE_AGENT_PLATFORM_CA",
     "insecure_http": "POWERNODE_AGENT_INSECURE_HTTP",
     "heartbeat_interval_s": "POWERNODE_AGENT_HEARTBEAT_INTERVAL",
+    "watch_wait_s": "POWERNODE_AGENT_WATCH_WAIT",
     "wg_interface_prefix": "POWERNODE_AGENT_WG_PREFIX",
     "wg_backend": "POWERNODE_AGENT_WG_BACKEND",
     "wireguard_go_binary": "POWERNODE_AGENT_WIREGUARD_GO",
@@ -142,6 +146,11 @@ def _coerce(name: str, value: Any) -> Any:
         return parse_bool(name, value)
     if name in {"heartbeat_interval_s", "http_timeout_s", "ready_timeout_s"}:
         return None if value in (None, "") else float(value)
+    if name == "watch_wait_s":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"watch wait must be a whole number of seconds, got {value!r}") from None
     if name == "dockerd_command_prefix":
         if isinstance(value, str):
             return shlex.split(value)

@@ -13,6 +13,8 @@ from .config import check_platform_url
 
 HEARTBEAT_PATH = "/api/v1/agent/heartbeat"
 HANDSHAKE_PATH = "/api/v1/runtime/handshake"
+#: a held heartbeat's read timeout is its wait_s plus this (the platform answers at wait_s at the latest)
+WATCH_TIMEOUT_MARGIN_S = 15.0
 
 
 class AgentApiError(Exception):
@@ -80,7 +82,7 @@ class PlatformClient:
             insecure_http=settings.insecure_http,
         )
 
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, path: str, body: dict[str, Any], *, timeout_s: float | None = None) -> dict[str, Any]:
         request = urllib.request.Request(
             self.base_url + path,
             data=json.dumps(body).encode(),
@@ -93,7 +95,7 @@ class PlatformClient:
             },
         )
         try:
-            with self._opener.open(request, timeout=self.timeout_s) as response:
+            with self._opener.open(request, timeout=timeout_s or self.timeout_s) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             raise _error_from_response(exc) from None
@@ -111,12 +113,23 @@ class PlatformClient:
         return answer
 
     def heartbeat(
-        self, *, runtimes: dict[str, Any], wireguard_public_key: str | None = None
+        self,
+        *,
+        runtimes: dict[str, Any],
+        wireguard_public_key: str | None = None,
+        desired_version: str | None = None,
+        wait_s: int = 0,
     ) -> dict[str, Any]:
+        """One heartbeat; with ``desired_version`` and ``wait_s`` a watch: the platform holds the answer
+        until the desired state changes or ``wait_s`` passes, so the read timeout grows to outlast it."""
         body: dict[str, Any] = {"agent_version": __version__, "runtimes": runtimes}
         if wireguard_public_key:
             body["wireguard_public_key"] = wireguard_public_key
-        return self.post(HEARTBEAT_PATH, body)
+        timeout_s = None
+        if desired_version is not None and wait_s > 0:
+            body["desired_version"], body["wait_s"] = desired_version, wait_s
+            timeout_s = max(self.timeout_s, wait_s + WATCH_TIMEOUT_MARGIN_S)
+        return self.post(HEARTBEAT_PATH, body, timeout_s=timeout_s)
 
     def handshake(self, phase: str, **fields: Any) -> dict[str, Any]:
         return self.post(HANDSHAKE_PATH, {"runtime": "docker", "phase": phase, **fields})

@@ -1,8 +1,14 @@
-"""The heartbeat loop: report, receive the desired state, reconcile SDWAN, act on runtime orders, sleep."""
+"""The heartbeat loop: report, receive the desired state, reconcile SDWAN, act on runtime orders, sleep.
+
+Against a platform that answers ``desired_version`` the heartbeat is a watch: the platform holds it until
+the desired state changes (or ``watch_wait_s`` passes), the agent acts at once and watches again. Against
+an older platform it polls at the interval. Failures back off exponentially with full jitter.
+"""
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +31,16 @@ from .wireguard import (
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 60.0
-MAX_RETRY_INTERVAL_S = 10.0
+#: failure backoff: full jitter over base × 2^failures, capped by the heartbeat interval and this
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 60.0
+
+
+def backoff_s(failures: int, *, cap_s: float, base_s: float = BACKOFF_BASE_S, rand=random.uniform) -> float:  # noqa: ANN001
+    """Seconds to wait after the ``failures``-th failure in a row (1, 2, ...): uniform in [0, min(cap,
+    base·2^(failures-1))] ("full jitter"), so agents that lost the platform together come back spread out."""
+    ceiling = min(cap_s, BACKOFF_CAP_S, base_s * 2 ** min(max(failures - 1, 0), 30))
+    return rand(0.0, ceiling)
 
 
 class Runner:
@@ -51,6 +66,8 @@ class Runner:
         self.sleep = sleep
         self.interval_s = config.heartbeat_interval_s or DEFAULT_INTERVAL_S
         self.errors: list[str] = []  # what went wrong in the last tick (``run --once`` exits 1 on any)
+        self.desired_version: str | None = None  # from the last answer; None: the platform has no watch
+        self.failures = 0  # heartbeats failed (or watches answered early unchanged) in a row
 
     # wireguard key
     def wireguard_public_key(self) -> str:
@@ -68,9 +85,15 @@ class Runner:
         """One heartbeat and everything it asks for; returns the seconds to wait before the next one."""
         self.errors = []
         public_key = self.wireguard_public_key()
+        known = self.desired_version
+        wait_s = self.config.watch_wait_s if known is not None else 0
+        started = time.monotonic()
         try:
             answer = self.client.heartbeat(
-                runtimes={"docker": runtime_report(self.store)}, wireguard_public_key=public_key
+                runtimes={"docker": runtime_report(self.store)},
+                wireguard_public_key=public_key,
+                desired_version=known,
+                wait_s=wait_s,
             )
         except AgentApiError as exc:
             if exc.is_key_conflict:
@@ -86,7 +109,8 @@ class Runner:
             else:
                 log.error("heartbeat failed: %s", exc)
             self.errors.append(f"heartbeat: {exc}")
-            return min(self.interval_s, MAX_RETRY_INTERVAL_S)
+            self.failures += 1
+            return backoff_s(self.failures, cap_s=self.interval_s)
         interval = answer.get("heartbeat_interval_s")
         if isinstance(interval, (int, float)) and interval > 0:
             self.interval_s = float(interval)
@@ -102,7 +126,22 @@ class Runner:
             self.store.update(instance_id=str(answer["instance_id"]))
         overlays = self.reconcile_sdwan(answer.get("sdwan") or [])
         self.act_on_orders(answer, overlays)
-        return self.interval_s
+        return self._next_wait(answer, known=known, wait_s=wait_s, held_s=time.monotonic() - started)
+
+    def _next_wait(self, answer: dict[str, Any], *, known: str | None, wait_s: int, held_s: float) -> float:
+        """When to heartbeat again: at once while watching, the interval against a platform without it."""
+        version = answer.get("desired_version")
+        if not isinstance(version, str) or not self.config.watch_wait_s:
+            self.desired_version, self.failures = None, 0
+            return self.interval_s  # an older platform (or the watch turned off): plain polling
+        self.desired_version = version
+        if wait_s and version == known and held_s < wait_s / 2:
+            # Answered early with nothing new (the platform lost its LISTEN connection or is shutting
+            # down): come back soon, but spread out, like after a failure.
+            self.failures += 1
+            return backoff_s(self.failures, cap_s=self.interval_s)
+        self.failures = 0
+        return 0.0  # a change was acted on, or the watch ran its course: watch again now
 
     def reconcile_sdwan(self, entries: list[dict[str, Any]]) -> list[str]:
         """Bring up one interface per membership, remove the ones for networks we left; returns our /128s."""
@@ -202,7 +241,8 @@ class Runner:
                 ticks += 1
                 if once or (max_ticks is not None and ticks >= max_ticks):
                     return
-                self.sleep(wait)
+                if wait > 0:
+                    self.sleep(wait)
         finally:
             if supervisor is not None:
                 supervisor.stop()

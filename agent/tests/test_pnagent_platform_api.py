@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -60,3 +61,30 @@ def test_proxy_variables_are_ignored(fake_platform, monkeypatch) -> None:
     monkeypatch.delenv("NO_PROXY", raising=False)
     client = PlatformClient(fake_platform.url, fake_platform.token)
     assert client.handshake("installing") == {"next_phase": "wants_cert"}
+
+
+def test_a_watch_heartbeat_carries_the_version_and_outwaits_it(monkeypatch) -> None:
+    client = PlatformClient("http://127.0.0.1:9", "pna_x_y", timeout_s=30)
+    sent: list[tuple[dict, float]] = []
+
+    class Answer:
+        def __enter__(self):  # noqa: ANN204
+            return self
+
+        def __exit__(self, *exc) -> None:  # noqa: ANN002
+            return None
+
+        def read(self) -> bytes:
+            return b'{"desired_version": "v2"}'
+
+    def open_(request, timeout):  # noqa: ANN001, ANN202
+        sent.append((json.loads(request.data), timeout))
+        return Answer()
+
+    monkeypatch.setattr(client._opener, "open", open_)
+    client.heartbeat(runtimes={}, desired_version="v1", wait_s=50)
+    client.heartbeat(runtimes={})
+    (watch_body, watch_timeout), (plain_body, plain_timeout) = sent
+    assert watch_body["desired_version"] == "v1" and watch_body["wait_s"] == 50
+    assert watch_timeout > 50  # the read timeout outlasts the hold
+    assert "desired_version" not in plain_body and "wait_s" not in plain_body and plain_timeout == 30

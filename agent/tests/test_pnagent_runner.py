@@ -10,7 +10,7 @@ import pytest
 
 from powernode_agent import state as st
 from powernode_agent.cli import main
-from powernode_agent.runner import Runner
+from powernode_agent.runner import Runner, backoff_s
 from powernode_agent.wireguard import Membership, interface_name
 
 OVERLAY = "fd00:abcd:1::2"
@@ -85,14 +85,60 @@ def test_interval_override_wins(fake_platform, runner_factory, agent_config) -> 
     assert sleeps == [1, 1]
 
 
-def test_unreachable_platform_retries_sooner_and_reports(fake_platform, runner_factory) -> None:
+def test_unreachable_platform_backs_off_with_full_jitter_and_reports(fake_platform, runner_factory) -> None:
     fake_platform.heartbeat_interval_s = 45
     runner, _ = runner_factory()
     assert runner.tick() == 45
     fake_platform.server.shutdown()
     fake_platform.server.server_close()
-    assert runner.tick() == 10
+    waits = [runner.tick() for _ in range(8)]
     assert runner.errors and "heartbeat" in runner.errors[0]
+    ceilings = [1, 2, 4, 8, 16, 32, 45, 45]  # base 1 s doubling, capped by the interval
+    assert all(0 <= w <= c for w, c in zip(waits, ceilings, strict=True)), waits
+
+
+def test_backoff_is_full_jitter_between_zero_and_a_doubling_capped_ceiling() -> None:
+    top = [backoff_s(n, cap_s=60, rand=lambda lo, hi: hi) for n in range(1, 10)]
+    assert top == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    assert [backoff_s(n, cap_s=60, rand=lambda lo, hi: lo) for n in (1, 5, 9)] == [0, 0, 0]
+    assert backoff_s(20, cap_s=300, rand=lambda lo, hi: hi) == 60  # never above 60 s
+    assert backoff_s(20, cap_s=5, rand=lambda lo, hi: hi) == 5  # nor above the heartbeat interval
+    samples = [backoff_s(6, cap_s=60) for _ in range(2000)]
+    assert 0 <= min(samples) < 3 and 29 < max(samples) <= 32  # spread over the whole range
+
+
+def test_watch_carries_the_version_and_comes_back_at_once(fake_platform, runner_factory) -> None:
+    fake_platform.heartbeat_answers = [
+        {"heartbeat_interval_s": 60, "desired_version": "v1"},
+        {"heartbeat_interval_s": 60, "desired_version": "v2"},  # a change: act, watch again at once
+        {"heartbeat_interval_s": 60, "desired_version": "v2"},
+    ]
+    sleeps: list[float] = []
+    runner, _ = runner_factory(sleeps)
+    runner.run(max_ticks=2)
+    first, second = fake_platform.heartbeats()
+    assert "desired_version" not in first and "wait_s" not in first  # nothing known yet: answer at once
+    assert second["desired_version"] == "v1" and second["wait_s"] == 50
+    assert sleeps == []  # no sleep between watches
+    assert runner.desired_version == "v2"
+
+
+def test_a_watch_answered_early_and_unchanged_backs_off(fake_platform, runner_factory) -> None:
+    fake_platform.heartbeat_answers = [{"heartbeat_interval_s": 60, "desired_version": "v1"}]
+    runner, _ = runner_factory()
+    assert runner.tick() == 0  # first answer: watch now
+    waits = [runner.tick() for _ in range(3)]  # the fake answers at once with the same version
+    assert all(0 <= w <= c for w, c in zip(waits, [1, 2, 4], strict=True)), waits
+    assert runner.failures == 3
+
+
+def test_against_a_platform_without_the_watch_it_polls_at_the_interval(fake_platform, runner_factory) -> None:
+    fake_platform.heartbeat_interval_s = 30  # the fake answers no desired_version, like an older platform
+    sleeps: list[float] = []
+    runner, _ = runner_factory(sleeps)
+    runner.run(max_ticks=3)
+    assert sleeps == [30, 30]
+    assert all("wait_s" not in hb and "desired_version" not in hb for hb in fake_platform.heartbeats())
 
 
 def test_heartbeat_reports_wireguard_public_key_and_phase_only(fake_platform, runner_factory) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.signals import got_request_exception
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -74,19 +75,14 @@ def json_500(request):  # noqa: ANN001 - Django handler signature
     )
 
 
-class ApiErrorsMiddleware:
+class ApiErrorsMiddleware(MiddlewareMixin):
     """Under /api/ an unexpected exception is the JSON error shape, DEBUG or not.
 
     Django's debug 500 page (frame locals: tokens, keys) is for browsers in development, never for an
     API client. The traceback is logged and ``got_request_exception`` sent, as Django does for an
-    uncaught exception (so error reporters and the test client still see it).
+    uncaught exception (so error reporters and the test client still see it). Sync and async capable
+    (MiddlewareMixin): one sync-only middleware would run every request, held watches too, in a thread.
     """
-
-    def __init__(self, get_response) -> None:  # noqa: ANN001 - Django's middleware signature
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path.startswith("/api/"):

@@ -39,6 +39,7 @@ def test_answer_is_the_desired_state(settings, docker_fleet, agent):
     status, answer = agent.heartbeat()
     assert status == 200
     network, peer = docker_fleet["network"], docker_fleet["peer"]
+    assert isinstance(answer.pop("desired_version"), str)  # tests/handshake/test_watch.py
     assert answer == {
         "instance_id": docker_fleet["instance"]["id"],
         "sdwan": [
