@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 
 from powernode.registry import all_actions, get_action
 from tests.csr import make_csr
+from tests.factories import HubTokenFactory
 
 pytestmark = [pytest.mark.contract, pytest.mark.django_db]
 
@@ -161,6 +162,7 @@ def world(api, pending_host) -> dict[str, Any]:
             "host_id": f["host_id"],
             "peer_id": f["peer"]["id"],
             "grant_id": grant["grant"]["id"],
+            "token_id": str(HubTokenFactory().id),
         },
     }
 
