@@ -12,7 +12,7 @@ from django.http import HttpRequest
 
 from apps.docker_hosts.admin_pages import DockerHostPagesMixin
 from apps.docker_hosts.models import DockerHost
-from apps.sdwan.selectors import tunnel_annotations, tunnel_state
+from apps.sdwan.selectors import tunnel_annotations, tunnel_for, tunnel_state
 from powernode.admin_kit import ChangedThroughActions
 
 
@@ -47,10 +47,9 @@ class DockerHostAdmin(ChangedThroughActions, DockerHostPagesMixin, admin.ModelAd
     @admin.display(description="tunnel")
     def tunnel(self, obj: DockerHost) -> str:
         """The WireGuard tunnel of the instance's peer on the host's network, as the hub last reported it."""
-        return tunnel_state(
-            last_handshake_at=getattr(obj, "peer_last_handshake_at", None),
-            hub_reported_at=getattr(obj, "peer_hub_reported_at", None),
-        )
+        if not hasattr(obj, "peer_hub_reported_at"):  # a row not read through get_queryset
+            return tunnel_for(instance_id=obj.node_instance_id, overlay_address=obj.overlay_address)["tunnel"]
+        return tunnel_state(last_handshake_at=obj.peer_last_handshake_at, hub_reported_at=obj.peer_hub_reported_at)
 
     @admin.display(description="last error")
     def last_error_short(self, obj: DockerHost) -> str:
