@@ -481,11 +481,13 @@ def hub_sync(
     """
     actor = Actor.for_hub(token.name)
     reported = {r.network_id: r for r in networks or []}
-    known = {str(n.id): n for n in SdwanNetwork.objects.select_for_update().filter(pk__in=list(reported))}
-    for network_id, report in reported.items():
-        network = known.get(network_id)
-        if network is not None and report.public_key != network.hub_public_key:
-            _hub_rekey(network=network, public_key=report.public_key, actor=actor)
+    known = {str(n.id): n for n in SdwanNetwork.objects.filter(pk__in=list(reported)).only("id", "hub_public_key")}
+    rekeyed = [i for i, n in known.items() if reported[i].public_key != n.hub_public_key]
+    if rekeyed:  # locked only then: a sync every 2 s must not queue behind (or hold up) attaches
+        locked = SdwanNetwork.objects.select_for_update().filter(pk__in=rekeyed).order_by("pk")
+        for network in locked:
+            if reported[str(network.id)].public_key != network.hub_public_key:
+                _hub_rekey(network=network, public_key=reported[str(network.id)].public_key, actor=actor)
     if known:
         _record_tunnels(reports=[r for r in reported.values() if r.network_id in known])
     _record_hub(token=token, hub_version=hub_version, applied_version=applied_version, actor=actor)
