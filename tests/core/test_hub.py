@@ -495,7 +495,11 @@ def test_a_sync_of_1000_peers_takes_a_bounded_number_of_queries(fleet, hub):
         answer = hub.ok(status=status(1))
     assert len(network_answer(answer, network.id)["peers"]) == 1000
     assert SdwanPeer.objects.filter(rx_bytes=1).count() == 1000
-    assert len(first) <= 16, [q["sql"][:120] for q in first]
+    writes = [q for q in first if q["sql"].startswith("UPDATE") and "sdwan_sdwanpeer" in q["sql"]]
+    others = [q["sql"][:120] for q in first if q not in writes]
+    # the peers' rows: bulk UPDATEs of as many rows as the database takes in one statement (500 on
+    # PostgreSQL, fewer under SQLite's parameter limit), never one per peer; everything else is constant
+    assert 1 <= len(writes) <= 8 and len(others) <= 10, (len(writes), others)
     with CaptureQueriesContext(connection) as unchanged:
         hub.ok(status=status(1))
     assert len(unchanged) <= 10, [q["sql"][:120] for q in unchanged]
