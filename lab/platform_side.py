@@ -3,7 +3,7 @@
 Run as ``python -m lab.platform_side <command>`` with the lab platform's environment (lab.platform sets
 it): the platform's settings then point at the lab's SQLite database and local CA. Each command prints
 one JSON document on stdout. Nothing here is an operator capability: it is what an installer (setup),
-the hub host (hub keys) or a test (revocation records) reads on the platform machine itself.
+or a test (revocation records) reads on the platform machine itself.
 """
 
 from __future__ import annotations
@@ -102,21 +102,6 @@ def registry_certificate(name: str, address: str) -> dict[str, str]:
     return {"cert_pem": cert_pem, "key_pem": key_pem, "chain_pem": chain, "serial": serial}
 
 
-def hub_configs(*, listen_ports: dict[str, int]) -> dict[str, Any]:
-    """Each named network's hub config, rendered by ``apps.sdwan.selectors.hub_config`` (private key in)."""
-    from apps.sdwan.models import SdwanNetwork
-    from apps.sdwan.selectors import hub_config
-
-    found = {}
-    for network in SdwanNetwork.objects.filter(name__in=list(listen_ports)):
-        found[network.name] = {
-            "prefix": network.prefix,
-            "hub_public_key": network.hub_public_key,
-            "config": hub_config(network=network, listen_port=listen_ports[network.name]),
-        }
-    return found
-
-
 def host_certificates(*, host_id: str) -> dict[str, Any]:
     """Every certificate the platform issued for a host, with its revocation time."""
     from apps.pki.models import IssuedCertificate
@@ -156,17 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     p_setup = sub.add_parser("setup")
     p_setup.add_argument("--registry-name", required=True)
     p_setup.add_argument("--registry-address", required=True)
-    p_hub = sub.add_parser("hub-configs")
-    p_hub.add_argument("--network", action="append", default=[], help="NAME=LISTEN_PORT")
     for name in ("host-certificates", "platform-client"):
         sub.add_parser(name).add_argument("--host-id", required=True)
     args = parser.parse_args(argv)
     _django()
     if args.command == "setup":
         result = setup(registry_name=args.registry_name, registry_address=args.registry_address)
-    elif args.command == "hub-configs":
-        ports = {n.partition("=")[0]: int(n.partition("=")[2]) for n in args.network}
-        result = hub_configs(listen_ports=ports)
     elif args.command == "host-certificates":
         result = host_certificates(host_id=args.host_id)
     else:

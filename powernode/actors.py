@@ -23,3 +23,7 @@ class Actor:
     @classmethod
     def for_agent(cls, instance: Any) -> Actor:
         return cls(label=f"agent:{instance.name}", instance_id=instance.id)
+
+    @classmethod
+    def for_hub(cls, name: str) -> Actor:
+        return cls(label=f"hub:{name}")

@@ -87,6 +87,14 @@ class PeerKeyConflictError(ConflictError):
     """An agent reported a WireGuard key its peer is not pinned to, or one another peer or a hub holds."""
 
 
+class HubNotReadyError(ConflictError):
+    """The network's hub has not reported its WireGuard key yet (no ``powernode-agent hub`` synced)."""
+
+
+class PeerInUseError(ConflictError):
+    """A peer cannot be detached while something (a live docker host) binds to its overlay /128."""
+
+
 # 413 ---------------------------------------------------------------------------------------
 class PayloadTooLarge(ApplicationError):
     status_code = 413

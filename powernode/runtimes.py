@@ -55,6 +55,12 @@ class RuntimeProvider:
     def end_for_instance(self, *, instance: Any, actor: Actor) -> None:
         """The instance was deleted (inside that transaction): end this runtime on it at once."""
 
+    def peer_in_use(self, *, instance_id: Any, overlay_address: str) -> list[dict[str, Any]]:
+        """What of this runtime on the instance binds to ``overlay_address`` (its SDWAN /128) and is not
+        gone yet, e.g. ``[{"runtime": "docker", "host_id": ..., "status": ...}]``; non-empty refuses the
+        peer's detach (409)."""
+        return []
+
     # -- what other surfaces show ---------------------------------------------------------------------------
     #: the keys :meth:`instance_fields` returns (declared up front so the API schema lists them)
     instance_field_names: tuple[str, ...] = ()
@@ -105,6 +111,11 @@ def get(name: str) -> RuntimeProvider | None:
 def providers() -> tuple[RuntimeProvider, ...]:
     """Every registered runtime, in registration order (a tuple: callers may cache on it)."""
     return tuple(_PROVIDERS.values())
+
+
+def peer_users(*, instance_id: Any, overlay_address: str) -> list[dict[str, Any]]:
+    """Everything any runtime binds to the instance's ``overlay_address`` (see ``peer_in_use``)."""
+    return [u for p in providers() for u in p.peer_in_use(instance_id=instance_id, overlay_address=overlay_address)]
 
 
 def names() -> list[str]:

@@ -199,6 +199,8 @@ SPECTACULAR_SETTINGS = {
 
 # How often agents should call in; the platform tells them in every heartbeat answer.
 POWERNODE_HEARTBEAT_INTERVAL_S = env.int("POWERNODE_HEARTBEAT_INTERVAL_S", default=60)
+# How long a hub (powernode-agent hub) sleeps between syncs; told in every POST /api/v1/hub/sync answer.
+POWERNODE_HUB_POLL_INTERVAL_S = env.int("POWERNODE_HUB_POLL_INTERVAL_S", default=2)
 
 # wants_cert per instance: at most this many server certificates in the window (a stolen agent token
 # must not mint certificates in bulk); counted from IssuedCertificate rows, so it holds across processes.

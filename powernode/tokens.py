@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 OPERATOR = "pno"
 AGENT = "pna"
+HUB = "pnh"
 
 
 @dataclass(frozen=True)

@@ -78,3 +78,34 @@ class AgentClient:
         answers["wants_config"] = self.ok("wants_config")
         answers["ready"] = self.ok("ready", version=version)
         return answers
+
+
+HUB_SYNC = "/api/v1/hub/sync"
+HUB_VERSION = "0.4.0"
+
+
+class HubClient:
+    """Plays a hub (``powernode-agent hub``) with a ``pnh_`` token: ``POST /api/v1/hub/sync`` as (status, json)."""
+
+    def __init__(self, token: str | None) -> None:
+        self.client = APIClient()
+        if token:
+            self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    def sync(self, body: Any = None, *, raw: str | bytes | None = None) -> tuple[int, dict]:
+        data = raw if raw is not None else json.dumps({"hub_version": HUB_VERSION} if body is None else body)
+        response = self.client.post(HUB_SYNC, data=data, content_type="application/json")
+        return response.status_code, response.json()
+
+    def ok(self, status: dict[str, Any] | None = None, **fields: Any) -> dict:
+        body = {"hub_version": HUB_VERSION, **fields}
+        if status is not None:
+            body["status"] = status
+        code, answer = self.sync(body)
+        assert code == 200, (code, answer)
+        return answer
+
+    def peer_keys(self, network_id: str) -> list[str]:
+        """The peer keys the hub is told to admit on a network (one sync without a status)."""
+        networks = {n["network_id"]: n for n in self.ok()["networks"]}
+        return [p["public_key"] for p in networks[str(network_id)]["peers"]]

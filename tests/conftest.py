@@ -23,6 +23,7 @@ from apps.system.services import operator_token_create
 from powernode.actors import Actor
 from tests.agents import AgentClient
 from tests.csr import make_csr
+from tests.factories import report_hub_key
 from tests.openbao import OpenBaoServer, bootstrapped_openbao, point_settings_at
 
 
@@ -96,10 +97,12 @@ def api_as(make_operator) -> Callable[..., ActionClient]:
 
 @pytest.fixture
 def fleet(api, catalog) -> dict[str, Any]:
-    """The tutorial's starting point: a template, an instance on an SDWAN network (peer attached)."""
+    """The tutorial's starting point: a template, an instance on an SDWAN network (peer attached) whose hub
+    has reported its key."""
     template = api.ok("system_create_node_template", {"name": "docker-nodes"})["template"]
     provisioned = api.ok("system_provision_instance", {"template_id": template["id"], "name": "node-1"})
     network = api.ok("system_sdwan_create_network", {"name": "net-a", "prefix": "fd00:abcd:1::/64"})["network"]
+    network["hub_public_key"] = report_hub_key(network["id"])  # its hub has synced once
     peer = api.ok(
         "system_sdwan_attach_peer", {"network_id": network["id"], "node_instance_id": provisioned["instance"]["id"]}
     )["peer"]

@@ -24,7 +24,7 @@ from apps.modules.models import Module, ModuleAssignment
 from apps.nodes.models import NodeInstance, NodeTemplate
 from apps.pki.models import IssuedCertificate, VaultKvOutbox
 from apps.sdwan import addressing
-from apps.sdwan.models import SdwanNetwork, SdwanPeer
+from apps.sdwan.models import HubToken, SdwanNetwork, SdwanPeer
 from powernode.actors import Actor
 
 FACTORY_ACTOR = Actor(label="factory")
@@ -100,6 +100,40 @@ class SdwanNetworkFactory(DjangoModelFactory):
         return network_create(
             name=kwargs.pop("name"), prefix=kwargs.pop("prefix"), hub_endpoint=kwargs.pop("hub_endpoint"), actor=actor
         )
+
+
+class HubTokenFactory(DjangoModelFactory):
+    """``create()`` is hub_token_create: the returned row carries the plain ``pnh_`` token as ``hub_token``."""
+
+    class Meta:
+        model = HubToken
+
+    name = factory.Sequence(lambda n: f"hub-f{n}")
+
+    @classmethod
+    def _create(cls, model_class: type, *args: Any, **kwargs: Any) -> HubToken:
+        from apps.sdwan.services import hub_token_create
+
+        created = hub_token_create(name=kwargs.pop("name"), actor=_actor(kwargs))
+        row = _save_extra(created.row, kwargs)
+        row.hub_token = created.token
+        return row
+
+
+def report_hub_key(network: SdwanNetwork | str, *, public_key: str = "", token: HubToken | None = None) -> str:
+    """What a hub's first sync does for a network: report its WireGuard key (a fresh one unless given),
+    through the real hub_sync service. Returns the key."""
+    from apps.sdwan import services, wireguard
+
+    public_key = public_key or wireguard.generate_keypair().public_key
+    network_id = str(getattr(network, "id", network))
+    token = token or HubToken.objects.filter(revoked_at=None).first() or HubTokenFactory()
+    services.hub_sync(
+        token=token,
+        hub_version="0.0.0-test",
+        networks=[services.ReportedNetwork(network_id=network_id, public_key=public_key, peers=[])],
+    )
+    return public_key
 
 
 def _next_overlay(network: SdwanNetwork) -> str:

@@ -7,9 +7,12 @@ apps/docker_hosts/admin_pages.py; decommission runs the system_decommission_dock
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from apps.docker_hosts.admin_pages import DockerHostPagesMixin
 from apps.docker_hosts.models import DockerHost
+from apps.sdwan.selectors import tunnel_annotations, tunnel_for, tunnel_state
 from powernode.admin_kit import ChangedThroughActions
 
 
@@ -21,6 +24,7 @@ class DockerHostAdmin(ChangedThroughActions, DockerHostPagesMixin, admin.ModelAd
         "node_instance",
         "endpoint",
         "network_name",
+        "tunnel",
         "version",
         "last_error_short",
         "created_at",
@@ -29,8 +33,23 @@ class DockerHostAdmin(ChangedThroughActions, DockerHostPagesMixin, admin.ModelAd
     list_select_related = ["node_instance", "network"]
     search_fields = ["id", "node_instance__name", "overlay_address", "server_cert_serial"]
     exclude = ["client_key_encrypted"]
-    readonly_fields = [f.name for f in DockerHost._meta.fields if f.name != "client_key_encrypted"]
+    readonly_fields = [f.name for f in DockerHost._meta.fields if f.name != "client_key_encrypted"] + ["tunnel"]
     actions = ["decommission"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DockerHost]:
+        # the instance's peer on the host's /128, for the tunnel column without a query per row
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(**tunnel_annotations(instance_field="node_instance_id", address_field="overlay_address"))
+        )
+
+    @admin.display(description="tunnel")
+    def tunnel(self, obj: DockerHost) -> str:
+        """The WireGuard tunnel of the instance's peer on the host's network, as the hub last reported it."""
+        if not hasattr(obj, "peer_hub_reported_at"):  # a row not read through get_queryset
+            return tunnel_for(instance_id=obj.node_instance_id, overlay_address=obj.overlay_address)["tunnel"]
+        return tunnel_state(last_handshake_at=obj.peer_last_handshake_at, hub_reported_at=obj.peer_hub_reported_at)
 
     @admin.display(description="last error")
     def last_error_short(self, obj: DockerHost) -> str:

@@ -37,6 +37,9 @@ class DockerRuntime(RuntimeProvider):
     def end_for_instance(self, *, instance: Any, actor: Actor) -> None:
         services.docker_hosts_end_for_instance(instance=instance, actor=actor)
 
+    def peer_in_use(self, *, instance_id: Any, overlay_address: str) -> list[dict[str, Any]]:
+        return selectors.hosts_bound_to(instance_id=instance_id, overlay_address=overlay_address)
+
     def instance_fields(self, instance: Any) -> dict[str, Any]:
         return {"docker_host_id": selectors.live_host_id(instance_id=instance.pk)}
 

@@ -56,6 +56,18 @@ def live_host_id(*, instance_id: Any) -> str | None:
     )
 
 
+def hosts_bound_to(*, instance_id: Any, overlay_address: str) -> list[dict[str, Any]]:
+    """The instance's hosts that are not decommissioned and whose dockerd binds (endpoint, certificate SAN)
+    to ``overlay_address``: an SDWAN peer with that /128 must not be detached under them."""
+    rows = (
+        DockerHost.objects.filter(node_instance_id=instance_id, overlay_address=overlay_address)
+        .exclude(status=DockerHost.Status.DECOMMISSIONED)
+        .order_by("created_at")
+        .values_list("id", "status", "api_endpoint")
+    )
+    return [{"runtime": RUNTIME, "host_id": h, "status": s, "api_endpoint": e} for h, s, e in rows]
+
+
 def docker_assignment_for_template(*, template_id: Any) -> ModuleAssignment | None:
     """The (newest) assignment of a docker-runtime module to the template, or None."""
     return (

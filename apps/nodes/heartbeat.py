@@ -160,7 +160,7 @@ def _membership(
         "prefix": prefix,
         "overlay_address": inet_text(overlay),
         "hub": {
-            "public_key": hub_key,
+            "public_key": hub_key or None,  # null until the hub reported its key: the agent sets no hub peer
             "endpoint": hub_endpoint or None,
             "overlay_address": hub_address(prefix),
         },

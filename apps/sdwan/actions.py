@@ -8,6 +8,7 @@ from apps.sdwan import selectors, services
 from apps.sdwan.serializers import (
     AccessGrantListSerializer,
     AccessGrantSerializer,
+    HubTokenSerializer,
     SdwanNetworkSerializer,
     SdwanPeerSerializer,
 )
@@ -34,7 +35,7 @@ from powernode.schema import name, obj, string, uuid_
     example={"name": "net-a", "prefix": "fd00:abcd:1::/64"},
 )
 def create_network(*, actor: Actor, name: str, prefix: str | None = None, hub_endpoint: str = "") -> dict[str, Any]:
-    """Create a WireGuard overlay network with its hub key; the hub takes the prefix's ::1."""
+    """Create a WireGuard overlay network; the hub takes the prefix's ::1 and reports its own key when it syncs."""
     network = services.network_create(name=name, prefix=prefix, hub_endpoint=hub_endpoint, actor=actor)
     return {"network": SdwanNetworkSerializer(network).data}
 
@@ -107,3 +108,45 @@ def reset_peer_key(*, actor: Actor, peer_id: str) -> dict[str, Any]:
     the next key its agent reports is accepted and pinned."""
     peer = services.peer_reset_key(peer_id=peer_id, actor=actor)
     return {"peer": SdwanPeerSerializer(peer).data}
+
+
+@action(
+    "system_sdwan_detach_peer",
+    permission="system.sdwan_manage",
+    input_schema=obj(required={"network_id": uuid_("SDWAN network id"), "node_instance_id": uuid_("instance id")}),
+)
+def detach_peer(*, actor: Actor, network_id: str, node_instance_id: str) -> dict[str, Any]:
+    """Remove an instance from a network: the hub drops its peer; its /128 is never handed out again.
+    Refused (409) while a docker host that is not decommissioned binds to that /128."""
+    peer = services.peer_detach(network_id=network_id, node_instance_id=node_instance_id, actor=actor)
+    return {"detached": True, "peer": SdwanPeerSerializer(peer).data}
+
+
+@action(
+    "system_sdwan_create_hub_token",
+    permission="system.sdwan_manage",
+    input_schema=obj(required={"name": name("unique name of the hub, e.g. hub-1")}),
+    example={"name": "hub-1"},
+)
+def create_hub_token(*, actor: Actor, name: str) -> dict[str, Any]:
+    """Make a hub token (pnh_...) for `powernode-agent hub`; shown once, only its hash is kept."""
+    created = services.hub_token_create(name=name, actor=actor)
+    token = HubTokenSerializer(created.row).data
+    return {"hub_token": created.token, "token": {k: token[k] for k in ("id", "name", "created_at")}}
+
+
+@action("system_sdwan_list_hub_tokens", permission="system.sdwan_view", input_schema=obj(), mutates=False)
+def list_hub_tokens(*, actor: Actor) -> dict[str, Any]:
+    """The hub tokens, revoked ones included: last use, the hub's version and the desired_version it last
+    applied (never the secret)."""
+    return {"tokens": HubTokenSerializer(selectors.hub_token_list(), many=True).data}
+
+
+@action(
+    "system_sdwan_revoke_hub_token",
+    permission="system.sdwan_manage",
+    input_schema=obj(required={"token_id": uuid_("hub token id")}),
+)
+def revoke_hub_token(*, actor: Actor, token_id: str) -> dict[str, Any]:
+    """Revoke a hub token: its hub is refused (401) from now on. Revoking again changes nothing."""
+    return {"token": HubTokenSerializer(services.hub_token_revoke(token_id=token_id, actor=actor)).data}

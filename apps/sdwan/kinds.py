@@ -16,3 +16,13 @@ ACCESS_GRANT_CREATED = declare("system.sdwan.access_grant.created", "An operator
 ACCESS_GRANT_REVOKED = declare(
     "system.sdwan.access_grant.revoked", "An operator device's access was revoked: the hub drops its peer."
 )
+PEER_DETACHED = declare(
+    "system.sdwan.peer.detached", "An instance left a network: its peer (and /128, never reused) is gone."
+)
+HUB_TOKEN_CREATED = declare("system.sdwan.hub_token.created", "An operator made a hub token (pnh_...).")
+HUB_TOKEN_REVOKED = declare("system.sdwan.hub_token.revoked", "A hub token was revoked: that hub cannot sync.")
+HUB_REKEYED = declare(
+    "system.sdwan.hub.rekeyed",
+    "A hub reported a new WireGuard key for a network: access grants naming the old key need replacing.",
+)
+HUB_APPLIED = declare("system.sdwan.hub.applied", "A hub reported it applied a new desired state.")

@@ -119,16 +119,3 @@ def render_client_config(
         lines.append(f"Endpoint = {hub_endpoint}")
     lines += [f"AllowedIPs = {allowed_ips}", "PersistentKeepalive = 25", ""]
     return "\n".join(lines)
-
-
-def render_hub_config(*, private_key: str, listen_port: int | None, peers: list[tuple[str, str]]) -> str:
-    """The hub's wg config (``wg setconf`` format): one peer per (public_key, overlay /128)."""
-    refuse_control_characters(private_key=private_key, listen_port=listen_port)
-    for public_key, address in peers:
-        refuse_control_characters(public_key=public_key, overlay_address=address)
-    lines = ["[Interface]", f"PrivateKey = {private_key}"]
-    if listen_port:
-        lines.append(f"ListenPort = {listen_port}")
-    for public_key, address in peers:
-        lines += ["", "[Peer]", f"PublicKey = {public_key}", f"AllowedIPs = {address}/128"]
-    return "\n".join(lines) + "\n"

@@ -23,6 +23,14 @@ class AgentTokenScheme(OpenApiAuthenticationExtension):
         return {"type": "http", "scheme": "bearer", "description": "pna_… token from system_provision_instance"}
 
 
+class HubTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "apps.sdwan.hub_auth.HubTokenAuthentication"
+    name = "hubToken"
+
+    def get_security_definition(self, auto_schema) -> dict[str, Any]:  # noqa: ANN001
+        return {"type": "http", "scheme": "bearer", "description": "pnh_… token from system_sdwan_create_hub_token"}
+
+
 def add_action_paths(result: dict[str, Any], generator, request, public) -> dict[str, Any]:  # noqa: ANN001
     """Document each action as its own POST path, with its input schema as the request body."""
     from powernode.registry import all_actions

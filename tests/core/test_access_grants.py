@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from apps.events.models import Event
-from apps.sdwan.models import AccessGrant, SdwanNetwork, SdwanPeer
-from apps.sdwan.selectors import hub_config
+from apps.sdwan.models import AccessGrant, SdwanPeer
+from tests.agents import HubClient
+from tests.factories import HubTokenFactory
 
 
 def _grant(api, fleet, hint: str = "ops-laptop") -> dict:  # noqa: ANN001
@@ -14,8 +15,8 @@ def _grant(api, fleet, hint: str = "ops-laptop") -> dict:  # noqa: ANN001
 
 
 def _hub_keys(network_id: str) -> set[str]:
-    text = hub_config(network=SdwanNetwork.objects.get(pk=network_id))
-    return {line.split(" = ", 1)[1] for line in text.splitlines() if line.startswith("PublicKey = ")}
+    """The peer keys a hub is told to admit on the network (its sync answer)."""
+    return set(HubClient(HubTokenFactory().hub_token).peer_keys(network_id))
 
 
 def test_list_access_grants_shows_every_field(api, fleet):

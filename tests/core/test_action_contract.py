@@ -95,6 +95,21 @@ def _cases(fleet: dict[str, Any]) -> dict[str, Case]:
             bad={"grant_id": "not-a-uuid"},
             missing={"grant_id": MISSING},
         ),
+        "system_sdwan_detach_peer": Case(
+            ok={"network_id": n, "node_instance_id": i},
+            key="detached",
+            bad={"network_id": n, "node_instance_id": "x"},
+            missing={"network_id": n, "node_instance_id": MISSING},
+        ),
+        "system_sdwan_create_hub_token": Case(
+            ok={"name": "hub-1"}, key="hub_token", bad={"name": "has space"}, missing=None
+        ),
+        "system_sdwan_list_hub_tokens": Case(ok={}, key="tokens", bad={"x": 1}, missing=None),
+        "system_sdwan_revoke_hub_token": Case(
+            elsewhere="tests/core/test_hub.py",  # needs a token first
+            bad={"token_id": "not-a-uuid"},
+            missing={"token_id": MISSING},
+        ),
         "system_decommission_docker_runtime": Case(
             elsewhere="tests/handshake/test_decommission.py",  # needs a host from the handshake
             bad={"host_id": "node-1"},
@@ -159,9 +174,10 @@ def _rows() -> int:
     from apps.modules.models import ModuleAssignment
     from apps.nodes.models import NodeInstance, NodeTemplate
     from apps.pki.models import IssuedCertificate
-    from apps.sdwan.models import AccessGrant, SdwanNetwork, SdwanPeer
+    from apps.sdwan.models import AccessGrant, HubToken, SdwanNetwork, SdwanPeer
 
     models = [
+        HubToken,
         Event,
         NodeTemplate,
         NodeInstance,

@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 
 from powernode.registry import all_actions, get_action
 from tests.csr import make_csr
+from tests.factories import HubTokenFactory
 
 pytestmark = [pytest.mark.contract, pytest.mark.django_db]
 
@@ -161,6 +162,7 @@ def world(api, pending_host) -> dict[str, Any]:
             "host_id": f["host_id"],
             "peer_id": f["peer"]["id"],
             "grant_id": grant["grant"]["id"],
+            "token_id": str(HubTokenFactory().id),
         },
     }
 
@@ -225,4 +227,48 @@ def test_handshake_refuses_junk_bodies(world) -> None:  # noqa: ANN001 - fixture
         base = {"runtime": "docker", "phase": phase}
         base.update({k: v for k, v in valid.items() if k in properties})
         post_wrong_types(poster, base, properties)
+    assert not poster.failures, poster.report()
+
+
+# the hub sync validates by hand too (apps.sdwan.hub_views.hub_sync_input)
+HUB_PROPERTIES = {
+    "hub_version": {"type": "string", "minLength": 1, "maxLength": 40},
+    "desired_version": {"type": ["string", "null"], "maxLength": 128},
+    "wait_s": {"type": ["integer", "null"], "minimum": 0, "maximum": 55},
+    "status": {"type": ["object", "null"]},
+}
+HUB_NETWORK_PROPERTIES = {
+    "network_id": {"type": "string", "format": "uuid", "pattern": "^[0-9a-f-]{36}$"},
+    "public_key": {"type": "string", "pattern": "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$"},
+    "peers": {"type": ["array", "null"]},
+}
+HUB_PEER_PROPERTIES = {
+    "public_key": {"type": "string", "pattern": "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$"},
+    "latest_handshake": {"type": "integer", "minimum": 0, "maximum": 253402300799},
+    "rx_bytes": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+    "tx_bytes": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+}
+
+
+def test_hub_sync_refuses_junk_bodies(world) -> None:  # noqa: ANN001 - fixtures
+    from apps.sdwan import wireguard
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {HubTokenFactory().hub_token}")
+    poster = Poster(client, "/api/v1/hub/sync")
+    post_raw_junk(poster)
+    # a new hub key: a body that slipped through would re-key the network (and show as a changed row count
+    # of events); the peer named is the world's own
+    peer = {"public_key": wireguard.generate_keypair().public_key, "latest_handshake": 1, "rx_bytes": 1, "tx_bytes": 1}
+    network = {"network_id": world["network"]["id"], "public_key": wireguard.generate_keypair().public_key}
+    base = {"hub_version": "0.4.0", "status": {"networks": [{**network, "peers": [peer]}]}}
+    post_wrong_types(poster, base, HUB_PROPERTIES)
+    for name, schema in HUB_NETWORK_PROPERTIES.items():
+        for value in [*wrong_values(schema), *JUNK_TEXT]:
+            body = {**base, "status": {"networks": [{**network, "peers": [peer], name: value}]}}
+            poster.post_json(f"status.networks[0].{name}={value!r:.40}", body)
+    for name, schema in HUB_PEER_PROPERTIES.items():
+        for value in [*wrong_values(schema), *JUNK_TEXT]:
+            body = {**base, "status": {"networks": [{**network, "peers": [{**peer, name: value}]}]}}
+            poster.post_json(f"status.networks[0].peers[0].{name}={value!r:.40}", body)
     assert not poster.failures, poster.report()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from apps.events.models import Event
-from apps.sdwan import selectors, wireguard
+from apps.sdwan import wireguard
 from apps.sdwan.models import AccessGrant, SdwanNetwork, SdwanPeer
 from powernode.errors import ValidationError
+from tests.factories import report_hub_key
 
 INJECTION = "h:51820\n[Interface]\nPostUp = id"
 BAD = [
@@ -50,6 +51,8 @@ def test_the_service_refuses_what_the_schema_would_not_see(admin_actor, endpoint
 def test_host_port_forms_are_accepted_and_rendered(api, endpoint):
     network = api.ok("system_sdwan_create_network", {"name": "net-x", "hub_endpoint": endpoint})["network"]
     assert network["hub_endpoint"] == endpoint
+    assert network["hub_listen_port"] == int(endpoint.rsplit(":", 1)[1])  # the hub listens where devices dial
+    report_hub_key(network["id"])
     grant = api.ok("system_sdwan_create_access_grant", {"network_id": network["id"], "device_name_hint": "laptop"})
     config = grant["grant"]["wireguard_config"]
     assert f"Endpoint = {endpoint}\n" in config and config.count("[Interface]") == 1
@@ -81,12 +84,3 @@ def test_the_client_renderer_refuses_control_characters_in_any_field(field):
     fields[field] += "\nPostUp = id"
     with pytest.raises(ValidationError, match=field):
         wireguard.render_client_config(**fields)
-
-
-def test_the_hub_renderer_refuses_a_peer_key_with_a_newline(fleet):
-    network = SdwanNetwork.objects.get(pk=fleet["network"]["id"])
-    SdwanPeer.objects.filter(network=network, kind=SdwanPeer.Kind.INSTANCE).update(
-        public_key="k" * 30 + "=\nEndpoint = e:1"  # within the column's 60 characters (PostgreSQL checks)
-    )
-    with pytest.raises(ValidationError, match="public_key"):
-        selectors.hub_config(network=network, listen_port=51820)
