@@ -17,7 +17,7 @@ from apps.nodes.agent_views import heartbeat
 from apps.nodes.api import NodeInstanceViewSet, NodeTemplateViewSet
 from apps.pki.api import IssuedCertificateViewSet
 from apps.sdwan.api import SdwanNetworkViewSet, SdwanPeerViewSet
-from apps.sdwan.hub_views import HubSyncView
+from apps.sdwan.hub_views import hub_sync
 
 handler404 = "apps.system.errors.json_404"
 handler500 = "apps.system.errors.json_500"
@@ -39,7 +39,7 @@ urlpatterns = [
     path("api/v1/pki/", include("apps.pki.urls")),
     path("api/v1/agent/heartbeat", heartbeat, name="agent-heartbeat"),
     path("api/v1/runtime/handshake", RuntimeHandshakeView.as_view(), name="runtime-handshake"),
-    path("api/v1/hub/sync", HubSyncView.as_view(), name="hub-sync"),
+    path("api/v1/hub/sync", hub_sync, name="hub-sync"),
     path("api/v1/", include("apps.system.urls")),
     path("api/v1/", include(router.urls)),
 ]

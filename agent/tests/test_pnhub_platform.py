@@ -179,7 +179,8 @@ def test_run_picks_up_a_changed_desired_version_and_stops_cleanly(platform, tmp_
         thread.join(timeout=5)
     assert not thread.is_alive()
     bodies = [r["body"] for r in platform.requests]
-    assert all(b["wait_s"] == 25 for b in bodies)
+    # nothing applied yet: the first sync must not be held; then held at most 25 s (until a reconcile is due)
+    assert bodies[0]["wait_s"] == 0 and all(b["wait_s"] == 25 for b in bodies[1:])
     assert bodies[1]["desired_version"] == "v1"
     assert [d.desired_version for d in hub.reconciled] == ["v1", "v2"]
 

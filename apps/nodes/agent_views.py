@@ -28,6 +28,7 @@ from apps.nodes.heartbeat import agent_heartbeat, instance_desired_state, instan
 from apps.nodes.models import NodeInstance
 from apps.sdwan import wireguard
 from powernode import watch
+from powernode.async_views import application_error, error_response, method_not_allowed
 from powernode.db import db_call
 from powernode.errors import ApplicationError, PayloadTooLarge, ValidationError
 from powernode.parsers import JSONParser
@@ -186,34 +187,6 @@ class HeartbeatView(AgentAPIView):
 _ALLOW = "POST, OPTIONS"
 
 
-def _error_response(err: ApplicationError) -> JsonResponse:
-    response = JsonResponse(err.as_dict(), status=err.status_code)
-    if err.status_code == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="powernode"'
-    return response
-
-
-def _application_error(exc: Exception) -> ApplicationError:
-    """DRF's parse refusals as the API's error shape (apps.system.errors maps them the same way)."""
-    if isinstance(exc, ApplicationError):
-        return exc
-    if isinstance(exc, drf.UnsupportedMediaType):
-        err = ValidationError(f"{exc.detail} Send 'Content-Type: application/json'.")
-        err.status_code = 415
-        return err
-    if isinstance(exc, drf.ParseError):
-        return ValidationError(f"The body is not valid JSON: {exc.detail}")
-    raise exc
-
-
-class MethodNotAllowed(ApplicationError):
-    status_code = 405
-
-
-def _method_not_allowed(method: str) -> ApplicationError:
-    return MethodNotAllowed(f'Method "{method}" not allowed.')
-
-
 def _heartbeat_step(
     request: HttpRequest, loop: asyncio.AbstractEventLoop
 ) -> tuple[dict[str, Any], NodeInstance, dict[str, Any], watch.Waiter | None]:
@@ -225,12 +198,12 @@ def _heartbeat_step(
         options = {"name": "Heartbeat", "description": "", "renders": ["application/json"]}
         return {**options, "parses": ["application/json"]}, instance, {}, None
     if request.method != "POST":
-        raise _method_not_allowed(request.method or "")
+        raise method_not_allowed(request.method or "")
     check_body_size(request.META)
     try:
         body = AgentAPIView().body(drf_request)
     except (drf.ParseError, drf.UnsupportedMediaType) as exc:
-        raise _application_error(exc) from None
+        raise application_error(exc) from None
     params = heartbeat_input(body)
     waiter = None
     if params["wait_s"] and params["desired_version"] is not None:
@@ -262,7 +235,7 @@ async def heartbeat(request: HttpRequest) -> HttpResponse:
     try:
         answer, instance, params, waiter = await db_call(_heartbeat_step)(request, asyncio.get_running_loop())
     except ApplicationError as err:
-        response = _error_response(err)
+        response = error_response(err)
     else:
         if waiter is not None:
             answer = await watch.hold(

@@ -7,11 +7,14 @@ serializers would cost far more than the sync itself): a malformed body is a 400
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.renderers import JSONRenderer
@@ -21,7 +24,10 @@ from rest_framework.views import APIView
 
 from apps.sdwan import selectors, services
 from apps.sdwan.hub_auth import HubPrincipal, HubTokenAuthentication, IsHub
-from powernode.errors import PayloadTooLarge, ValidationError
+from powernode import watch
+from powernode.async_views import error_response, method_not_allowed
+from powernode.db import db_call
+from powernode.errors import ApplicationError, PayloadTooLarge, ValidationError
 from powernode.text import bad_text_path
 
 MAX_HUB_BODY_BYTES = 4 * 1024 * 1024
@@ -189,9 +195,10 @@ def hub_sync_input(data: Any) -> dict[str, Any]:
         )
     problems = _Problems()
     hub_version = _text(data, "hub_version", problems, max_length=40, required=True)
-    _text(data, "desired_version", problems, max_length=128, required=False)
+    desired_version = _text(data, "desired_version", problems, max_length=128, required=False)
+    wait_s = 0
     if data.get("wait_s") is not None:
-        _integer(data["wait_s"], "wait_s", problems, maximum=MAX_WAIT_S)
+        wait_s = _integer(data["wait_s"], "wait_s", problems, maximum=MAX_WAIT_S)
     status = data.get("status")
     applied_version, networks = None, []
     if status is not None and not isinstance(status, dict):
@@ -205,7 +212,13 @@ def hub_sync_input(data: Any) -> dict[str, Any]:
     if problems.fields:
         name, problem = next(iter(problems.fields.items()))
         raise ValidationError(f"Invalid input: {name}: {problem}", details={"fields": problems.fields})
-    return {"hub_version": hub_version, "applied_version": applied_version or None, "networks": networks}
+    return {
+        "hub_version": hub_version,
+        "applied_version": applied_version or None,
+        "networks": networks,
+        "desired_version": desired_version,
+        "wait_s": wait_s,
+    }
 
 
 _EXAMPLE_ANSWER = {
@@ -235,8 +248,12 @@ class HubSyncView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authenticates first: strangers learn nothing about limits
+        self.initial_size_check(request.META)
+
+    @staticmethod
+    def initial_size_check(meta: dict[str, Any]) -> None:
         try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
+            length = int(meta.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
         if length > MAX_HUB_BODY_BYTES:
@@ -285,9 +302,74 @@ class HubSyncView(APIView):
         ],
     )
     def post(self, request: Request) -> Response:
+        """Called directly it answers at once; the route serves :func:`hub_sync`, which may hold."""
         params = hub_sync_input(read_json_body(request))
         principal: HubPrincipal = request.user  # type: ignore[assignment]
-        services.hub_sync(token=principal.token, **params)
-        # wait_s (the watch: hold the request until the desired state changes) comes with issue 13; until
-        # then the answer is given at once and the hub sleeps poll_interval_s between syncs.
+        services.hub_sync(token=principal.token, **sync_params(params))
         return Response(selectors.hub_desired_state())
+
+
+def sync_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of ``services.hub_sync`` among the validated input (the watch fields are the view's)."""
+    return {k: params[k] for k in ("hub_version", "applied_version", "networks")}
+
+
+# -- the served endpoint: an async view that holds watch requests ---------------------------------------------
+_ALLOW = "POST, OPTIONS"
+
+
+def _sync_step(
+    request: HttpRequest, loop: asyncio.AbstractEventLoop
+) -> tuple[dict[str, Any], dict[str, Any], watch.Waiter | None]:
+    """Everything before the wait, in one trip to a worker thread: authenticate, check, subscribe (a watch
+    request), record the hub's status, read the desired state. Same order as the DRF view: 401, 405, 413, 400."""
+    drf_request = Request(request, authenticators=[HubTokenAuthentication()])
+    principal = HubTokenAuthentication().authenticate(drf_request)[0]
+    if request.method == "OPTIONS":
+        options = {"name": "Hub Sync", "description": "", "renders": ["application/json"]}
+        return {**options, "parses": ["application/json"]}, {}, None
+    if request.method != "POST":
+        raise method_not_allowed(request.method or "")
+    HubSyncView().initial_size_check(request.META)
+    params = hub_sync_input(read_json_body(drf_request))
+    waiter = None
+    if params["wait_s"] and params["desired_version"] is not None:
+        # subscribed before the state is read: a change committed in between counts
+        waiter = watch.subscribe({watch.HUB}, loop=loop)
+    try:
+        services.hub_sync(token=principal.token, **sync_params(params))
+        answer = selectors.hub_desired_state()
+    except BaseException:
+        if waiter is not None:
+            waiter.close()
+        raise
+    return answer, params, waiter
+
+
+@csrf_exempt
+async def hub_sync(request: HttpRequest) -> HttpResponse:
+    """``POST /api/v1/hub/sync``: answer at once, or hold a watch request until the hub's desired state changes
+    or ``wait_s`` passes (DESIGN §4b, the heartbeat's watch semantics)."""
+    # This process's LISTEN connection (PostgreSQL; opened once). Not conditional on the body: reading
+    # request.body here would run into the platform's request limit, far below a hub's 4 MiB.
+    await watch.ready()
+    try:
+        answer, params, waiter = await db_call(_sync_step)(request, asyncio.get_running_loop())
+    except ApplicationError as err:
+        response = error_response(err)
+    else:
+        if waiter is not None:
+            answer = await watch.hold(
+                waiter,
+                answer=answer,
+                known_version=params["desired_version"],
+                wait_s=params["wait_s"],
+                recompute=lambda: db_call(selectors.hub_desired_state)(),
+            )
+        response = JsonResponse(answer)
+    response["Allow"] = _ALLOW
+    return response
+
+
+hub_sync.cls = HubSyncView  # drf-spectacular documents a route by its callback's APIView class
+hub_sync.initkwargs = {}

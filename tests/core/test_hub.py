@@ -202,13 +202,6 @@ def test_the_poll_interval_comes_from_the_setting(hub, settings):
     assert hub.ok()["poll_interval_s"] == 7
 
 
-def test_wait_s_is_answered_at_once_until_the_watch_exists(hub):
-    version = hub.ok()["desired_version"]
-    started = time.monotonic()
-    assert hub.ok(desired_version=version, wait_s=55)["desired_version"] == version
-    assert time.monotonic() - started < 2
-
-
 def test_first_key_report_and_rekey(api, hub, db):
     instance = NodeInstanceFactory(name="node-r")
     network = SdwanNetworkFactory(name="net-r", prefix="fd00:abcd:9::/64")

@@ -393,6 +393,11 @@ class HubRunner:
                 result = self.reconcile()
         return result
 
+    def watch_wait_s(self) -> int:
+        """How long the platform may hold the next sync: until the next reconcile is due, at most 25 s."""
+        until_due = self.last_reconcile + self.config.reconcile_interval_s - time.monotonic()
+        return max(0, min(WATCH_WAIT_S, int(until_due)))
+
     def _due(self) -> bool:
         return time.monotonic() - self.last_reconcile >= self.config.reconcile_interval_s
 
@@ -404,8 +409,11 @@ class HubRunner:
             rounds += 1
             if max_rounds is not None and rounds > max_rounds:
                 return
+            previous = self.desired.desired_version if self.desired is not None else None
+            wait_s = self.watch_wait_s()
+            started = time.monotonic()
             try:
-                desired = self.sync(wait_s=WATCH_WAIT_S)
+                desired = self.sync(wait_s=wait_s)
             except (AgentApiError, DesiredError) as exc:
                 delay = backoff_delay(attempt, rand=self.rand)
                 attempt += 1
@@ -414,7 +422,11 @@ class HubRunner:
                     self.reconcile()  # keep repairing drift with the last desired state
                 self.stop.wait(delay)
                 continue
-            delay = desired.poll_interval_s
+            # A platform that holds the sync (the watch) answered at a change or at wait_s: sync again at once.
+            # One that answers at once with the same version does not hold: poll every poll_interval_s.
+            held = wait_s > 0 and time.monotonic() - started >= 0.8 * wait_s
+            changed = desired.desired_version != previous
+            delay = 0.0 if (held or changed) else desired.poll_interval_s
             if desired.desired_version != self.reconciled_version or self._due():
                 result = self.reconcile()
                 if result.new_keys:
