@@ -422,7 +422,7 @@ class HubRunner:
                     self.reconcile()  # keep repairing drift with the last desired state
                 self.stop.wait(delay)
                 continue
-            # A platform that holds the sync (the watch) answered at a change or at wait_s: sync again at once.
+            # A platform that holds the sync (the watch) answered at a change or at wait_s: sync again now.
             # One that answers at once with the same version does not hold: poll every poll_interval_s.
             held = wait_s > 0 and time.monotonic() - started >= 0.8 * wait_s
             changed = desired.desired_version != previous
