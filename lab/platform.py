@@ -179,9 +179,10 @@ class LabPlatform:
             self._session = session
         return self._session
 
-    def get(self, path: str, *, timeout: float = 30) -> requests.Response:
+    def get(self, path: str, *, timeout: float = 30, as_operator: bool = False) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}"} if as_operator else {}
         with in_netns(self.lab.platform.name):
-            return self._http().get(self.url + path, timeout=timeout)
+            return self._http().get(self.url + path, timeout=timeout, headers=headers)
 
     def call(
         self, action: str, payload: Mapping[str, Any] | None = None, *, timeout: float = 120

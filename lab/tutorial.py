@@ -158,7 +158,7 @@ class Tutorial:
 
         def keys() -> bool:
             for network_id in self.network_ids.values():
-                response = self.platform.get(f"/api/v1/sdwan/networks/{network_id}/")
+                response = self.platform.get(f"/api/v1/sdwan/networks/{network_id}/", as_operator=True)
                 if response.status_code != 200 or not response.json().get("hub_public_key"):
                     return False
             return True

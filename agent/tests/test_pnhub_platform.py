@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ class FakeHubPlatform:
         self.requests: list[dict[str, Any]] = []
         self.version = "v1"
         self.error: tuple[int, dict] | None = None
+        self.hold_s = 0.0  # > 0: a sync posting the current version with wait_s is held (the watch)
+        self.held = threading.Event()  # set while a sync is being held
         self.lock = threading.Lock()
         platform = self
 
@@ -41,6 +44,9 @@ class FakeHubPlatform:
                         {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
                     )
                     status, answer = platform.error or (200, platform.answer())
+                if platform.hold_s and body.get("wait_s") and body.get("desired_version") == platform.version:
+                    platform.held.set()
+                    time.sleep(min(platform.hold_s, body["wait_s"]))
                 raw = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -53,8 +53,11 @@ def test_run_applies_reports_its_key_and_exits_cleanly_on_sigterm_leaving_tunnel
         assert len(net["public_key"]) == 44 and [p["public_key"] for p in net["peers"]] == [KEY]
         assert platform.requests[0]["auth"] == f"Bearer {TOKEN}"
 
+        # The platform now holds the hub's syncs (the watch, up to wait_s): SIGTERM still ends it at once.
+        platform.hold_s = 60
+        assert platform.held.wait(timeout=20), "the hub never made a sync the platform could hold"
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=10) == 0  # not after the 25 s hold
         log = proc.stderr.read()
         assert "sync: desired_version v1" in log and "nft: table inet powernode_hub applied" in log
         links = topo.in_hub("ip", "-o", "link", "show").stdout

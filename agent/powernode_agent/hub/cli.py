@@ -13,7 +13,7 @@ from ..config import ConfigError
 from ..platform_api import AgentApiError
 from .config import load_hub_config
 from .desired import DesiredError
-from .runner import Hub, HubRunner, apply, dump_json, format_status
+from .runner import Hub, HubRunner, HubStopping, apply, dump_json, format_status
 
 
 def _hub_flags() -> argparse.ArgumentParser:
@@ -159,8 +159,13 @@ def hub_main(args: argparse.Namespace) -> int:
 
     def on_signal(_signum: int, _frame: object) -> None:
         stop.set()  # the loop wakes from its wait and returns; interfaces stay up
+        if runner.syncing:
+            raise HubStopping  # out of a held sync at once (nothing is written while waiting on the platform)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    runner.run()
+    try:
+        runner.run()
+    except HubStopping:
+        pass
     return 0
