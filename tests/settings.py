@@ -10,3 +10,15 @@ import os
 os.environ.setdefault("DJANGO_DEBUG", "true")
 
 from powernode.settings import *  # noqa: E402,F403
+
+# SQLite: a test database in a file (in memory when /dev/shm is there), not Django's shared-cache in-memory
+# one. Shared cache locks whole tables and answers "database table is locked" at once to a second thread,
+# where a file database waits (timeout): the watch tests hold requests in async views while other threads
+# commit, as a server does.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    _shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    import tempfile as _tempfile
+
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(_shm or _tempfile.gettempdir(), f"powernode-test-{os.getpid()}.sqlite3")
+    }

@@ -6,6 +6,7 @@ instance's token stops working at once (its hash is cleared, and its status is c
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from rest_framework.request import Request
 from apps.nodes.models import NodeInstance
 from powernode import tokens
 from powernode.actors import Actor
-from powernode.db import columns, fetch, uuid_text
+from powernode.db import aware, columns, fetch, text_datetime, uuid_text
 from powernode.errors import NotAuthenticated
 
 # Only the columns the agent endpoints need. The lookup is written as SQL: it runs on every agent
@@ -30,6 +31,8 @@ _AGENT_FIELDS = (
     "agent_token_hash",
     "agent_version",
     "wireguard_public_key",
+    "last_heartbeat_at",
+    "runtime_report",
 )
 
 
@@ -45,6 +48,13 @@ def _instance_by_prefix(prefix: str) -> NodeInstance | None:
         return None
     values = list(rows[0])
     values[0], values[2] = uuid.UUID(uuid_text(values[0])), uuid.UUID(uuid_text(values[2]))
+    # raw columns: SQLite gives text for both, PostgreSQL a datetime and (as Django sets psycopg up) JSON text
+    if isinstance(values[7], str):
+        values[7] = text_datetime(values[7])
+    elif values[7] is not None:
+        values[7] = aware(values[7])
+    if isinstance(values[8], str):
+        values[8] = json.loads(values[8])
     # from_db: a model instance as if the ORM had loaded it, the other fields deferred
     return NodeInstance.from_db(connection.alias, list(_AGENT_FIELDS), values)
 
