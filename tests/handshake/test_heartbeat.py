@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 
 import pytest
 
@@ -32,6 +33,23 @@ def test_first_heartbeat_records_and_brings_the_instance_online(docker_fleet, ag
     assert instance.last_heartbeat_at > first_seen
     assert instance.runtime_report == {"docker": {"phase": "ready", "version": "20.10.24"}}
     assert Event.objects.count() == events_before  # no event per heartbeat
+
+
+def test_liveness_is_written_at_most_every_third_of_an_interval_unless_something_changed(
+    settings, docker_fleet, agent
+):
+    settings.POWERNODE_HEARTBEAT_INTERVAL_S = 60
+    report = {"docker": {"phase": "installing"}}
+    agent.heartbeat(agent_version="0.2.0", runtimes=report)
+    first = NodeInstance.objects.get().last_heartbeat_at
+    agent.heartbeat(agent_version="0.2.0", runtimes=report)  # nothing new, 20 s not passed: no write
+    assert NodeInstance.objects.get().last_heartbeat_at == first
+    agent.heartbeat(agent_version="0.2.0", runtimes={"docker": {"phase": "ready", "version": "20.10.24"}})
+    changed = NodeInstance.objects.get()
+    assert changed.last_heartbeat_at > first and changed.runtime_report["docker"]["phase"] == "ready"
+    NodeInstance.objects.update(last_heartbeat_at=first - dt.timedelta(seconds=21))  # a third of 60 s ago
+    agent.heartbeat(agent_version="0.2.0", runtimes={"docker": {"phase": "ready", "version": "20.10.24"}})
+    assert NodeInstance.objects.get().last_heartbeat_at > first
 
 
 def test_answer_is_the_desired_state(settings, docker_fleet, agent):
