@@ -36,10 +36,15 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 60.0
 
 
-def backoff_s(failures: int, *, cap_s: float, base_s: float = BACKOFF_BASE_S, rand=random.uniform) -> float:  # noqa: ANN001
+def backoff_s(
+    failures: int, *, cap_s: float, base_s: float = BACKOFF_BASE_S, floor_s: float = 0.0, rand=random.uniform  # noqa: ANN001
+) -> float:
     """Seconds to wait after the ``failures``-th failure in a row (1, 2, ...): uniform in [0, min(cap,
-    base·2^(failures-1))] ("full jitter"), so agents that lost the platform together come back spread out."""
-    ceiling = min(cap_s, BACKOFF_CAP_S, base_s * 2 ** min(max(failures - 1, 0), 30))
+    max(floor, base·2^(failures-1)))] ("full jitter"), so agents that lost the platform together come back
+    spread out. ``floor_s``: a watch broken off (a platform restart drops every held request at once) is
+    retried within the watch's own length, the window in which the agent would have called again anyway:
+    the fleet returns at about its steady rate instead of all in the first second."""
+    ceiling = min(cap_s, BACKOFF_CAP_S, max(floor_s, base_s * 2 ** min(max(failures - 1, 0), 30)))
     return rand(0.0, ceiling)
 
 
@@ -110,7 +115,7 @@ class Runner:
                 log.error("heartbeat failed: %s", exc)
             self.errors.append(f"heartbeat: {exc}")
             self.failures += 1
-            return backoff_s(self.failures, cap_s=self.interval_s)
+            return backoff_s(self.failures, cap_s=self.interval_s, floor_s=float(wait_s))
         interval = answer.get("heartbeat_interval_s")
         if isinstance(interval, (int, float)) and interval > 0:
             self.interval_s = float(interval)

@@ -124,8 +124,9 @@ class WireGuardManager:
             if self.backend == "kernel":
                 raise WireGuardError(f"kernel WireGuard unavailable for {ifname}: {result.stderr.strip()}")
         env = dict(os.environ, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD="1")
-        # wireguard-go opens the TUN device, then daemonizes; the link exists once it returns. `setsid -w`: in a
-        # session of its own, so a signal to our process group (a supervisor stopping us) leaves the tunnel up.
+        # wireguard-go opens the TUN device, then daemonizes; the link exists once it returns. `setsid -w`:
+        # in a session of its own, so a signal to our process group (a supervisor stopping us) leaves the
+        # tunnel up.
         self._cmd("setsid", "-w", self.wireguard_go, ifname, env=env)
         if not self.exists(ifname):
             raise WireGuardError(f"wireguard-go returned but {ifname} does not exist")

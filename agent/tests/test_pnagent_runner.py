@@ -107,6 +107,15 @@ def test_backoff_is_full_jitter_between_zero_and_a_doubling_capped_ceiling() -> 
     assert 0 <= min(samples) < 3 and 29 < max(samples) <= 32  # spread over the whole range
 
 
+def test_a_broken_watch_is_retried_within_the_watchs_length() -> None:
+    # a platform restart drops every held watch at once: the first retry spreads over the 50 s window
+    assert backoff_s(1, cap_s=60, floor_s=50, rand=lambda lo, hi: hi) == 50
+    assert backoff_s(9, cap_s=60, floor_s=50, rand=lambda lo, hi: hi) == 60  # doubling still wins later
+    assert backoff_s(1, cap_s=20, floor_s=50, rand=lambda lo, hi: hi) == 20  # never past the interval
+    samples = [backoff_s(1, cap_s=60, floor_s=50) for _ in range(2000)]
+    assert min(samples) < 3 and max(samples) > 45
+
+
 def test_watch_carries_the_version_and_comes_back_at_once(fake_platform, runner_factory) -> None:
     fake_platform.heartbeat_answers = [
         {"heartbeat_interval_s": 60, "desired_version": "v1"},
