@@ -97,7 +97,6 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
     django.setup()
     from django.contrib.auth import get_user_model
 
-    from apps.docker_hosts.adapters.engine import DOCKER_API_VERSION
     from powernode.actors import Actor
     from powernode.registry import run_action
 
@@ -117,7 +116,7 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
             verify=True,
         )
         sdk = docker.APIClient(
-            base_url=material["api_endpoint"], tls=tls, version=DOCKER_API_VERSION, timeout=60
+            base_url=material["api_endpoint"], tls=tls, version="auto", timeout=60
         )
         sdk.trust_env = False  # else REQUESTS_CA_BUNDLE replaces the host's CA (docker/docker-py#2433)
 
@@ -135,7 +134,7 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
                 return sdk.containers()
 
         high = docker.DockerClient(
-            base_url=material["api_endpoint"], tls=tls, version=DOCKER_API_VERSION, timeout=60
+            base_url=material["api_endpoint"], tls=tls, version="auto", timeout=60
         )
         high.api.trust_env = False
 
