@@ -190,7 +190,8 @@ def docker_container_lifecycle(
     """start, stop or restart a container; the event names the container and what became of it."""
     kind, run = _LIFECYCLE[operation]
     host = _host(host_id)
-    container = _call(host, lambda e: run(e, container_id, timeout_s))
+    answer = _call(host, lambda e: run(e, container_id, timeout_s))
+    container = {"id": answer["id"], "name": answer["name"], "status": answer["status"]}
     data: dict[str, Any] = {"container_id": container["id"], "name": container["name"], "status": container["status"]}
     if timeout_s is not None:
         data["timeout_s"] = timeout_s
