@@ -221,6 +221,7 @@ class DockerEngine:
         self.negotiate()
         return {**_shape_version(info), "negotiated_api_version": self.api_version}
 
+    @_negotiated
     def ping(self) -> bool:
         with self._errors():
             return bool(self._api.ping())
