@@ -68,10 +68,9 @@ REFUSED_OPTIONS = {
 _REFUSED = {key: {"not": {}, "description": f"refused: {why}"} for key, why in REFUSED_OPTIONS.items()}
 LABELS = {
     "type": "object",
-    "propertyNames": {"pattern": r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$"},
     "additionalProperties": {"type": "string", "maxLength": 1024},
     "maxProperties": 64,
-    "description": 'labels: {"key": "value"}',
+    "description": 'labels: {"key": "value"} (keys: letters, digits, . _ / -, at most 128)',
 }
 VOLUME = {
     "type": "object",

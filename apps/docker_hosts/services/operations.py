@@ -7,6 +7,7 @@ daemon's errors arrive here already as DockerDaemonError (502) or NotFound (404)
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ from powernode.db import fetch
 from powernode.errors import HostNotConnectedError, ValidationError
 
 _T = TypeVar("_T")
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
 
 # host id → (the row's TLS fields as stored, engine): reuse the engine without decrypting the key per call
 _ENGINES: dict[str, tuple[tuple[str, ...], DockerEngine]] = {}
@@ -110,6 +112,13 @@ def docker_container_create(
     labels: dict[str, str] | None = None,
     volumes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    bad_keys = sorted(k for k in labels or {} if not _LABEL_KEY.fullmatch(k))
+    if bad_keys:
+        raise ValidationError(
+            f"Invalid input for docker_create_container: labels: bad key(s) {', '.join(map(repr, bad_keys))}: "
+            "letters, digits, '.', '_', '/', '-', at most 128, starting with a letter or digit",
+            details={"fields": {"labels": f"bad key(s): {', '.join(bad_keys)}"}},
+        )
     host = _host(host_id)
     container = _call(host, lambda e: e.create_container(
         image=image, name=name, ports=ports or [], env=env, command=command, detach=detach,
