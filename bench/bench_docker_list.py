@@ -16,9 +16,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import docker  # noqa: E402
-from timing import interleaved_medians_ms  # noqa: E402
+from timing import interleaved_medians_ms, sdk_api_client  # noqa: E402
 
-from apps.docker_hosts.adapters.engine import DOCKER_API_VERSION, engine_for, forget_engine  # noqa: E402
+from apps.docker_hosts.adapters.engine import engine_for, forget_engine  # noqa: E402
 from lab.netns import in_netns  # noqa: E402
 from lab.proc import why_lab_cannot_run  # noqa: E402
 from lab.topology import Lab  # noqa: E402
@@ -32,7 +32,9 @@ def sdk_client(endpoint: str, ca_pem: str, cert_pem: str, key_pem: str, director
         Path(paths[name]).write_text(text)
     os.chmod(paths["key"], 0o600)
     tls = docker.tls.TLSConfig(client_cert=(paths["cert"], paths["key"]), ca_cert=paths["ca"], verify=True)
-    client = docker.DockerClient(base_url=endpoint, tls=tls, version=DOCKER_API_VERSION, timeout=60)
+    # The daemon's API version, read with trust_env off (else REQUESTS_CA_BUNDLE would replace the CA).
+    version = sdk_api_client(base_url=endpoint, tls=tls)._version
+    client = docker.DockerClient(base_url=endpoint, tls=tls, version=version, timeout=60)
     # Without this the SDK would verify against REQUESTS_CA_BUNDLE instead (docker/docker-py#2433).
     client.api.trust_env = False
     return client

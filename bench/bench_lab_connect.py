@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from timing import interleaved_medians_ms  # noqa: E402
+from timing import interleaved_medians_ms, sdk_api_client  # noqa: E402
 
 from lab.netns import in_netns  # noqa: E402
 from lab.platform import platform_env  # noqa: E402
@@ -97,7 +97,6 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
     django.setup()
     from django.contrib.auth import get_user_model
 
-    from apps.docker_hosts.adapters.engine import DOCKER_API_VERSION
     from powernode.actors import Actor
     from powernode.registry import run_action
 
@@ -116,10 +115,8 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
             ca_cert=str(paths["chain_pem"]),
             verify=True,
         )
-        sdk = docker.APIClient(
-            base_url=material["api_endpoint"], tls=tls, version=DOCKER_API_VERSION, timeout=60
-        )
-        sdk.trust_env = False  # else REQUESTS_CA_BUNDLE replaces the host's CA (docker/docker-py#2433)
+        with in_netns(platform_ns):  # trust_env off: else REQUESTS_CA_BUNDLE replaces the host's CA
+            sdk = sdk_api_client(base_url=material["api_endpoint"], tls=tls)
 
         def http() -> object:
             status, body = tutorial.platform.call("docker_list_containers", payload)
@@ -134,9 +131,7 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
             with in_netns(platform_ns):
                 return sdk.containers()
 
-        high = docker.DockerClient(
-            base_url=material["api_endpoint"], tls=tls, version=DOCKER_API_VERSION, timeout=60
-        )
+        high = docker.DockerClient(base_url=material["api_endpoint"], tls=tls, version=sdk._version, timeout=60)
         high.api.trust_env = False
 
         def direct_high() -> object:

@@ -197,4 +197,6 @@ def _error_message(error: SchemaError) -> str:
         return f"must be one of {', '.join(map(str, error.validator_value))}"
     if v == "pattern":
         return f"{error.instance!r} does not have the expected form"
+    if v == "not" and error.validator_value == {}:  # a field that is named only to be refused
+        return str(error.schema.get("description") or "this field is not accepted")
     return error.message

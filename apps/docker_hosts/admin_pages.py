@@ -24,6 +24,8 @@ from apps.pki.models import IssuedCertificate
 from powernode.admin_kit import error_text, run_as_operator
 from powernode.errors import ApplicationError
 
+LIFECYCLE_OPERATIONS = ("start", "stop", "restart")
+
 PROVISION = "system.docker_provision"
 
 
@@ -64,6 +66,16 @@ class DockerHostPagesMixin:
                 name=f"{prefix}_state",
             ),
             path(
+                "<path:object_id>/containers/<str:container_id>/logs/",
+                self.admin_site.admin_view(self.container_logs_view),
+                name=f"{prefix}_container_logs",
+            ),
+            path(
+                "<path:object_id>/containers/<str:container_id>/<str:operation>/",
+                self.admin_site.admin_view(self.container_lifecycle_view),
+                name=f"{prefix}_container_lifecycle",
+            ),
+            path(
                 "<path:object_id>/decommission/",
                 self.admin_site.admin_view(self.decommission_view),
                 name=f"{prefix}_decommission",
@@ -85,6 +97,7 @@ class DockerHostPagesMixin:
                         "api_endpoint",
                         "status",
                         "version",
+                        "api_version",
                         "last_error",
                     ]
                 },
@@ -167,9 +180,58 @@ class DockerHostPagesMixin:
             "pn_heartbeat": heartbeat_of(host.node_instance),
             "pn_containers": containers,
             "pn_daemon_error": daemon_error,
+            "pn_can_operate": request.user.has_perm("system.docker_operate"),
             "pn_can_decommission": request.user.has_perm(PROVISION)
             and host.status != DockerHost.Status.DECOMMISSIONED,
         }
+
+    # containers: start/stop/restart buttons and a logs page, each one registry action as the operator
+
+    def container_lifecycle_view(
+        self, request: HttpRequest, object_id: str, container_id: str, operation: str
+    ) -> HttpResponse:
+        host = self._host_or_404(request, object_id)
+        if request.method != "POST" or operation not in LIFECYCLE_OPERATIONS:
+            raise Http404("Start, stop and restart are POSTs.")
+        try:
+            answer = run_as_operator(
+                request, f"docker_{operation}_container", {"host_id": host.id, "container_id": container_id}
+            )
+        except ApplicationError as exc:
+            self.message_user(request, f"{operation} {container_id}: {error_text(exc)}", messages.ERROR)
+        else:
+            container = answer["container"]
+            self.message_user(
+                request, f"{operation}: {container['name']} is {container['status']}.", messages.SUCCESS
+            )
+        return HttpResponseRedirect(
+            reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[host.pk])
+        )
+
+    def container_logs_view(self, request: HttpRequest, object_id: str, container_id: str) -> HttpResponse:
+        host = self._host_or_404(request, object_id)
+        try:
+            tail = min(max(int(request.GET.get("tail", 200)), 1), 5000)
+        except ValueError:
+            tail = 200
+        logs, error = None, ""
+        try:
+            logs = run_as_operator(
+                request, "docker_container_logs", {"host_id": host.id, "container_id": container_id, "tail": tail}
+            )
+        except ApplicationError as exc:
+            error = error_text(exc)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Logs of {container_id} on {host.node_instance.name}",
+            "opts": self.opts,
+            "pn_host": host,
+            "container_id": container_id,
+            "tail": tail,
+            "logs": logs,
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/docker_hosts/dockerhost/container_logs.html", context)
 
     # decommission: a button on the host page and an admin action, both via the confirmation page
 

@@ -23,6 +23,12 @@ IMAGE_PULLED = declare(f"{PREFIX}.image.pulled", "An operator pulled an image on
 IMAGE_DELETED = declare(f"{PREFIX}.image.deleted", "An operator deleted an image from the host.")
 CONTAINER_CREATED = declare(f"{PREFIX}.container.created", "An operator created a container.")
 CONTAINER_DELETED = declare(f"{PREFIX}.container.deleted", "An operator deleted a container.")
+CONTAINER_STARTED = declare(f"{PREFIX}.container.started", "An operator started a container.")
+CONTAINER_STOPPED = declare(f"{PREFIX}.container.stopped", "An operator stopped a container.")
+CONTAINER_RESTARTED = declare(f"{PREFIX}.container.restarted", "An operator restarted a container.")
+REGISTRY_CREDENTIALS_SET = declare(
+    f"{PREFIX}.registry.credentials_set", "An operator stored a registry login (the password is never in events)."
+)
 OPERATOR_CERT_EXPORTED = declare("system.pki.operator_cert.exported", "An operator exported a Docker CLI client cert.")
 
 #: what a successful provisioning writes, in order (DESIGN §3)

@@ -39,6 +39,9 @@ class DockerHost(models.Model):
     api_endpoint = models.CharField(max_length=100, help_text="tcp://[overlay /128]:2376")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
     version = models.CharField(max_length=40, blank=True, default="", help_text="engine version from ready")
+    api_version = models.CharField(
+        max_length=10, blank=True, default="", help_text="Docker API version the platform negotiated with dockerd"
+    )
 
     # when each phase was last reached
     cert_signed_at = models.DateTimeField(null=True, blank=True)
@@ -82,3 +85,23 @@ class DockerHost(models.Model):
     @property
     def has_certificate(self) -> bool:
         return bool(self.server_cert_serial)
+
+
+class RegistryCredential(models.Model):
+    """A registry login the platform sends with pulls from that registry (``docker_set_registry_credentials``).
+
+    The password is encrypted at rest (``powernode.secretbox``) and never leaves the platform except in
+    the X-Registry-Auth header of a pull to a managed dockerd.
+    """
+
+    registry = models.CharField(max_length=255, unique=True, help_text="host[:port], e.g. registry.lab:5000")
+    username = models.CharField(max_length=255)
+    password_encrypted = models.TextField(help_text="encrypted at rest; never shown")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["registry"]
+
+    def __str__(self) -> str:
+        return f"{self.username}@{self.registry}"

@@ -23,6 +23,7 @@ class DockerHostSerializer(serializers.ModelSerializer):
             "api_endpoint",
             "status",
             "version",
+            "api_version",
             "last_error",
             "server_cert_serial",
             "created_at",

@@ -82,3 +82,21 @@ def platform_admin_ensure(*, username: str) -> str | None:
         platform_admins_group_ensure()
         user.groups.add(Group.objects.get(name=PLATFORM_ADMINS))
     return password
+
+
+@transaction.atomic
+def instance_delete_everywhere(*, instance_id: str, actor: Actor) -> dict:
+    """``system_delete_instance``: the instance is deleted (token revoked), every runtime on it ended at once
+    (its Docker host decommissioned, every certificate revoked: no agent is left to confirm), then it
+    is detached from every SDWAN network. One transaction: it happens entirely or not at all.
+    """
+    from apps.nodes.services import instance_delete
+    from apps.sdwan.models import SdwanPeer
+    from apps.sdwan.services import peer_detach
+
+    instance = instance_delete(instance_id=instance_id, actor=actor)
+    detached = []
+    for network_id in SdwanPeer.objects.filter(node_instance_id=instance.id).values_list("network_id", flat=True):
+        peer = peer_detach(network_id=str(network_id), node_instance_id=str(instance.id), actor=actor)
+        detached.append({"network_id": str(network_id), "overlay_address": peer.overlay_address})
+    return {"id": str(instance.id), "name": instance.name, "status": instance.status, "peers_detached": detached}

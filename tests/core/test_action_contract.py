@@ -43,6 +43,7 @@ class Case:
 def _cases(fleet: dict[str, Any]) -> dict[str, Case]:
     t, i, n, m = fleet["template"]["id"], fleet["instance"]["id"], fleet["network"]["id"], fleet["docker_module"]
     on_real_dockerd = "lab/tutorial.py"  # tests/lab/test_tutorial_lab.py walks it against a real dockerd
+    day2_on_real_dockerd = "tests/lab/test_tutorial_lab.py"  # its day-2 test calls these actions
     image = "registry.lab:5000/hello:1"
     return {
         "system_create_node_template": Case(ok={"name": "t2"}, key="template", bad={"name": ""}, missing=None),
@@ -151,6 +152,34 @@ def _cases(fleet: dict[str, Any]) -> dict[str, Case]:
             bad={"host_id": MISSING_HOST, "image_id": image, "extra": 1},
             missing={"host_id": MISSING_HOST, "image_id": image},
         ),
+        "docker_list_images": Case(
+            elsewhere=day2_on_real_dockerd, bad={"host_id": "nope"}, missing={"host_id": MISSING_HOST}
+        ),
+        "docker_inspect_container": Case(
+            elsewhere=day2_on_real_dockerd,
+            bad={"host_id": MISSING_HOST, "container_id": "../x"},
+            missing={"host_id": MISSING_HOST, "container_id": "hello"},
+        ),
+        "docker_container_logs": Case(
+            elsewhere=day2_on_real_dockerd,
+            bad={"host_id": MISSING_HOST, "container_id": "hello", "tail": 5001},
+            missing={"host_id": MISSING_HOST, "container_id": "hello"},
+        ),
+        **{
+            f"docker_{op}_container": Case(
+                elsewhere=day2_on_real_dockerd,
+                bad={"host_id": MISSING_HOST, "container_id": "a/b"},
+                missing={"host_id": MISSING_HOST, "container_id": "hello"},
+            )
+            for op in ("start", "stop", "restart")
+        },
+        "docker_set_registry_credentials": Case(
+            ok={"registry": "registry.lab:5000", "username": "puller", "password": "s3cret"},
+            key="registry",
+            bad={"registry": "registry.lab:5000", "username": "puller"},
+            missing=None,
+        ),
+        "system_delete_instance": Case(ok={"id": i}, key="deleted", bad={"id": "x"}, missing={"id": MISSING}),
     }
 
 

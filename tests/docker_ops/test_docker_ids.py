@@ -105,4 +105,4 @@ def test_image_ids_and_references_reach_the_engine(api, engine, host_id, image_i
 @pytest.mark.parametrize("image", GOOD_IMAGES)
 def test_image_references_are_pulled(api, engine, host_id, image):
     api.ok("docker_pull_image", {"host_id": host_id, "image": image})
-    assert engine.calls == [("pull_image", (image,), {})]
+    assert engine.calls == [("pull_image", (image,), {"auth": None})]

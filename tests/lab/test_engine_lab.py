@@ -217,3 +217,102 @@ def test_engine_for_reuses_one_client_per_host_and_replaces_it_on_new_keys(world
         assert second.list_containers() is not None
     finally:
         forget_engine("host-lab")
+
+
+# --- day 2 (issue 14) ------------------------------------------------------------------------------------
+PRINT_THEN_SLEEP = ["/bin/sh", "-c", "for i in 1 2 3 4 5; do echo line-$i; done; echo oops >&2; sleep 3600"]
+# 3000 lines of 1001 bytes (about 2.9 MiB), then exit
+PRINT_3_MIB = ["/bin/sh", "-c",
+               "awk 'BEGIN { s = sprintf(\"%1000s\", \"\"); gsub(/ /, \"x\", s); for (i = 0; i < 3000; i++) print s }'"]
+
+
+def _wait_for(predicate, *, timeout: float = 30, interval: float = 0.2):  # noqa: ANN001, ANN202
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def test_engine_negotiates_the_daemons_api_version(world: World, engine: DockerEngine) -> None:
+    assert engine.api_version is None  # nothing asked yet
+    engine.list_containers()
+    assert engine.api_version == "1.41"  # what 20.10 speaks: no version pinned anywhere
+    version = engine.version()
+    assert version["version"].startswith("20.10") and version["negotiated_api_version"] == "1.41"
+
+
+def test_logs_tail_since_and_timestamps(world: World, engine: DockerEngine, image: dict) -> None:
+    import datetime as dt
+    import time
+
+    created = engine.create_container(image=world.image_ref, name="talker", command=PRINT_THEN_SLEEP)
+    logs = _wait_for(lambda: engine.container_logs(container_id="talker")["logs"])
+    assert _wait_for(lambda: "oops" in engine.container_logs(container_id=created["id"])["logs"])
+    whole = engine.container_logs(container_id="talker")
+    assert whole["truncated"] is False
+    assert [ln for ln in whole["logs"].splitlines() if ln.startswith("line-")] == [f"line-{i}" for i in range(1, 6)]
+    assert "oops" in whole["logs"]  # stderr too
+    last_two = engine.container_logs(container_id="talker", tail=2)["logs"].splitlines()
+    assert last_two == whole["logs"].splitlines()[-2:] and len(last_two) == 2
+    stamped = engine.container_logs(container_id="talker", tail=1, timestamps=True)["logs"]
+    assert stamped.split(" ", 1)[1].strip() == last_two[-1]
+    assert dt.datetime.fromisoformat(stamped.split(" ", 1)[0][:19])  # RFC 3339 time first
+    time.sleep(1.1)
+    later = int(time.time())
+    assert engine.container_logs(container_id="talker", since=later)["logs"] == ""
+    assert logs
+
+
+def test_logs_of_a_container_printing_3_mib_stop_at_1_mib(world: World, engine: DockerEngine, image: dict) -> None:
+    done = engine.create_container(image=world.image_ref, command=PRINT_3_MIB, detach=False)
+    assert done["exit_code"] == 0
+    answer = engine.container_logs(container_id=done["id"], tail=5000)
+    assert answer["truncated"] is True
+    assert len(answer["logs"].encode()) == 1024 * 1024
+    small = engine.container_logs(container_id=done["id"], tail=10)
+    assert small["truncated"] is False and len(small["logs"]) == 10 * 1001
+
+
+def test_stop_start_restart(world: World, engine: DockerEngine, image: dict) -> None:
+    created = engine.create_container(image=world.image_ref, name="cycled")
+    assert engine.stop_container(container_id="cycled", timeout_s=1)["status"] == "exited"
+    assert engine.inspect_container(container_id="cycled")["state"]["running"] is False
+    assert engine.start_container(container_id="cycled")["status"] == "running"
+    started = engine.inspect_container(container_id=created["id"])["state"]["started_at"]
+    restarted = engine.restart_container(container_id="cycled", timeout_s=1)
+    assert restarted == {"id": created["id"], "name": "cycled", "status": "running"}
+    assert engine.inspect_container(container_id="cycled")["state"]["started_at"] != started
+    with pytest.raises(NotFound):
+        engine.start_container(container_id="no-such-container")
+
+
+def test_inspect_shows_options_but_never_env_values(world: World, engine: DockerEngine, image: dict) -> None:
+    engine.create_container(
+        image=world.image_ref, name="described", env={"API_TOKEN": "hunter2-lab"},
+        ports=[{"host": 8090, "container": 80}],
+        restart_policy="on-failure", labels={"team": "web"},
+        volumes=[{"name": "described-data", "container_path": "/data", "read_only": True}],
+    )
+    info = engine.inspect_container(container_id="described")
+    assert "API_TOKEN" in info["env_keys"] and "hunter2-lab" not in repr(info)
+    assert info["restart_policy"]["name"] == "on-failure"
+    assert info["labels"] == {"team": "web"}
+    assert info["ports"] == [{"host": 8090, "container": 80, "protocol": "tcp"}]
+    assert info["volumes"] == [{"name": "described-data", "container_path": "/data", "read_only": True}]
+    assert world.image_ref in {t for row in engine.list_images() for t in row["repo_tags"]}
+    assert all(row["created"].endswith("Z") for row in engine.list_images())
+
+
+def test_unless_stopped_container_is_running_again_after_dockerd_restarts(
+    world: World, engine: DockerEngine, image: dict
+) -> None:
+    engine.create_container(image=world.image_ref, name="survivor", restart_policy="unless-stopped")
+    engine.create_container(image=world.image_ref, name="mortal")  # restart policy "no"
+    world.node_dockerd.stop()
+    world.node_dockerd.start()
+    assert _wait_for(lambda: engine.inspect_container(container_id="survivor")["status"] == "running")
+    assert engine.inspect_container(container_id="mortal")["status"] == "exited"

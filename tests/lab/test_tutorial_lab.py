@@ -181,6 +181,63 @@ def test_docker_list_containers_through_mcp(tutorial: Tutorial) -> None:
     assert containers == tutorial.list_containers()
 
 
+
+def test_day_2_logs_lifecycle_restart_policy_and_refusals(tutorial: Tutorial) -> None:
+    """The tutorial's "Day 2" section: images, inspect, logs, stop/start/restart, refused options."""
+    from lab.platform import ApiError
+
+    action, host_id = tutorial.platform.action, tutorial.host_id
+    images = action("docker_list_images", {"host_id": host_id})["images"]
+    assert tutorial.image_ref in {tag for image in images for tag in image["repo_tags"]}
+    web = action("docker_inspect_container", {"host_id": host_id, "container_id": CONTAINER_NAME})["container"]
+    assert web["state"]["running"] is True and web["restart_policy"]["name"] == "no"
+    assert web["ports"] == [{"host": PUBLISHED_PORT, "container": 80, "protocol": "tcp"}]
+
+    def names() -> set[str]:
+        return {c["name"] for c in action("docker_list_containers", {"host_id": host_id, "all": True})["containers"]}
+
+    before = names()
+    for option, value in [("privileged", True), ("binds", ["/:/host"]), ("network_mode", "host"),
+                          ("cap_add", ["SYS_ADMIN"]), ("devices", ["/dev/sda"]), ("pid_mode", "host")]:
+        with pytest.raises(ApiError) as err:
+            action("docker_create_container", {"host_id": host_id, "image": tutorial.image_ref, "name": "evil",
+                                               option: value})
+        assert err.value.status == 400 and "refused" in str(err.value), err.value.body
+    assert names() == before  # nothing was created on the daemon
+
+    script = "for i in 1 2 3; do echo day2-line-$i; done; sleep 3600"
+    created = action("docker_create_container", {
+        "host_id": host_id, "image": tutorial.image_ref, "name": "day2", "command": ["/bin/sh", "-c", script],
+        "restart_policy": "unless-stopped", "labels": {"tutorial": "day2"},
+        "volumes": [{"name": "day2-data", "container_path": "/data"}],
+    })["container"]
+    assert created["status"] == "running"
+    for _ in range(50):
+        logs = action("docker_container_logs", {"host_id": host_id, "container_id": "day2"})
+        if "day2-line-3" in logs["logs"]:
+            break
+    assert logs == {"logs": "day2-line-1\nday2-line-2\nday2-line-3\n", "truncated": False}
+    assert action("docker_container_logs", {"host_id": host_id, "container_id": "day2", "tail": 1})["logs"] == (
+        "day2-line-3\n"
+    )
+    stop = {"host_id": host_id, "container_id": "day2", "timeout_s": 1}
+    assert action("docker_stop_container", stop)["container"]["status"] == "exited"
+    assert action("docker_start_container", {"host_id": host_id, "container_id": "day2"})["container"]["status"] == (
+        "running"
+    )
+    assert action("docker_restart_container", stop)["container"] == {"id": created["id"], "name": "day2",
+                                                                     "status": "running"}
+    info = action("docker_inspect_container", {"host_id": host_id, "container_id": "day2"})["container"]
+    assert info["restart_policy"]["name"] == "unless-stopped" and info["labels"] == {"tutorial": "day2"}
+    assert info["volumes"] == [{"name": "day2-data", "container_path": "/data", "read_only": False}]
+    recorded = kinds(tutorial.docker_events())
+    for kind in ("system.docker.container.stopped", "system.docker.container.started",
+                 "system.docker.container.restarted"):
+        assert kind in recorded
+    assert tutorial.host()["api_version"] == "1.41"  # negotiated with the node's 20.10, shown on the host
+    action("docker_delete_container", {"host_id": host_id, "container_id": "day2", "force": True})
+    assert names() == before
+
 def test_delete_the_container_and_the_image(tutorial: Tutorial) -> None:
     tutorial.delete_container()
     assert CONTAINER_NAME not in [c["name"] for c in tutorial.list_containers()]

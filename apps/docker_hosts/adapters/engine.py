@@ -4,7 +4,10 @@ SDWAN overlay, one pooled client per host, and vendor errors translated into pow
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import datetime as dt
+import functools
 import hashlib
 import ipaddress
 import os
@@ -13,11 +16,15 @@ import tempfile
 import threading
 import urllib.parse
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import docker
+import docker.auth
+import docker.constants
 import docker.errors
+import docker.types
+import docker.utils
 import requests
 import urllib3.exceptions
 from docker.tls import TLSConfig
@@ -26,10 +33,41 @@ from docker.utils.proxy import ProxyConfig
 
 from powernode.errors import DockerDaemonError, NotFound, ValidationError
 
-# Debian's dockerd 20.10 speaks 1.41. Pinned so a new client makes no version round-trip, and because
-# docker-py's version probe would run before the CA fix below could apply.
-DOCKER_API_VERSION = "1.41"
+# No pinned API version: the first call on an engine reads the daemon's unversioned ``GET /version``
+# (ApiVersion, MinAPIVersion) once and uses the highest version both sides speak. Debian's dockerd
+# 20.10 answers 1.41; Docker Engine 29 refuses anything below 1.44. docker-py's own ``version="auto"``
+# would probe inside the constructor, before the CA fix below applies and without our timeouts.
+CLIENT_MAX_API_VERSION = docker.constants.DEFAULT_DOCKER_API_VERSION
 PROTOCOLS = ("tcp", "udp", "sctp")
+RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+LOG_CAP_BYTES = 1024 * 1024  # docker_container_logs answers at most this much text
+_T = TypeVar("_T")
+
+
+class ApiVersionRefused(DockerDaemonError):
+    """The daemon refused the API version we used ("client version 1.41 is too old"): negotiate again."""
+
+
+def _is_version_refusal(status: int | None, message: str) -> bool:
+    text = message.lower()
+    return status == 400 and "client version" in text and ("too old" in text or "too new" in text)
+
+
+def _negotiated(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Run ``method`` with a negotiated API version; when the daemon refuses that version (it was
+    upgraded under a cached engine), negotiate once more and retry once. A refused request changed
+    nothing on the daemon (the version check comes before any handler), so the retry is safe."""
+
+    @functools.wraps(method)
+    def wrapper(self: DockerEngine, *args: Any, **kwargs: Any) -> _T:
+        self.negotiate()
+        try:
+            return method(self, *args, **kwargs)
+        except ApiVersionRefused:
+            self.negotiate(again=True)
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class _HostCaApiClient(docker.APIClient):
@@ -99,7 +137,7 @@ class DockerEngine:
             with self._errors():
                 self._api = _HostCaApiClient(
                     base_url=endpoint,
-                    version=DOCKER_API_VERSION,
+                    version=CLIENT_MAX_API_VERSION,  # replaced by the negotiated one before any versioned call
                     tls=TLSConfig(client_cert=(cert, key), ca_cert=ca, verify=True),
                     timeouts=(connect_timeout, read_timeout),
                 )
@@ -107,6 +145,38 @@ class DockerEngine:
             self._cleanup()
             raise
         self.closed = False
+        self.api_version: str | None = None  # negotiated, see negotiate()
+        self.server: dict[str, Any] = {}  # the daemon's /version answer, shaped by version()
+        self._negotiate_lock = threading.Lock()
+
+    # --- API version negotiation ---------------------------------------------------------------------
+    def negotiate(self, *, again: bool = False) -> str:
+        """The API version to speak: ``min(daemon's ApiVersion, docker-py's newest)``, read once from the
+        unversioned ``/version`` (answered by every daemon, whatever versions it accepts)."""
+        if self.api_version and not again:
+            return self.api_version
+        with self._negotiate_lock:
+            if self.api_version and not again:
+                return self.api_version
+            with self._errors():
+                info = self._api.version(api_version=False)
+            server = str(info.get("ApiVersion") or "")
+            minimum = str(info.get("MinAPIVersion") or "")
+            if not server:
+                raise DockerDaemonError(f"the Docker daemon at {self.endpoint} reported no API version",
+                                        details={"endpoint": self.endpoint})
+            chosen = server if docker.utils.version_lt(server, CLIENT_MAX_API_VERSION) else CLIENT_MAX_API_VERSION
+            if minimum and docker.utils.version_lt(chosen, minimum):
+                raise DockerDaemonError(
+                    f"the Docker daemon at {self.endpoint} needs API {minimum} or newer; this platform speaks up "
+                    f"to {CLIENT_MAX_API_VERSION}: upgrade the platform's docker package.",
+                    details={"endpoint": self.endpoint, "min_api_version": minimum,
+                             "client_max_api_version": CLIENT_MAX_API_VERSION},
+                )
+            self._api._version = chosen  # docker-py builds every URL as /v{_version}/...
+            self.server = _shape_version(info)
+            self.api_version = chosen
+            return chosen
 
     # --- error translation -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -118,6 +188,11 @@ class DockerEngine:
             raise NotFound(_daemon_message(exc), details=details) from exc
         except docker.errors.APIError as exc:
             status = exc.status_code
+            if _is_version_refusal(status, _daemon_message(exc)):
+                raise ApiVersionRefused(
+                    f"the Docker daemon at {self.endpoint} refused API {self.api_version}: {_daemon_message(exc)}",
+                    details={**details, "daemon_status": status, "api_version": self.api_version},
+                ) from exc
             raise DockerDaemonError(
                 f"the Docker daemon at {self.endpoint} refused: {_daemon_message(exc)}",
                 details={**details, "daemon_status": status},
@@ -139,24 +214,24 @@ class DockerEngine:
 
     # --- operations --------------------------------------------------------------------------------
     def version(self) -> dict[str, Any]:
-        """The daemon's engine version (what the agent reports as ``version`` on ``ready``)."""
+        """The daemon's engine version (what the agent reports as ``version`` on ``ready``), with the
+        API version this engine negotiated (``negotiated_api_version``)."""
         with self._errors():
             info = self._api.version(api_version=False)
-        return {
-            "version": info.get("Version"),
-            "api_version": info.get("ApiVersion"),
-            "min_api_version": info.get("MinAPIVersion"),
-            "os": info.get("Os"),
-            "arch": info.get("Arch"),
-            "kernel_version": info.get("KernelVersion"),
-        }
+        self.negotiate()
+        return {**_shape_version(info), "negotiated_api_version": self.api_version}
 
+    @_negotiated
     def ping(self) -> bool:
         with self._errors():
             return bool(self._api.ping())
 
-    def pull_image(self, image: str) -> dict[str, Any]:
-        """Pull ``image`` (``latest`` when untagged) and describe it: ``{id, repo_tags, size}``."""
+    @_negotiated
+    def pull_image(self, image: str, *, auth: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Pull ``image`` (``latest`` when untagged) and describe it: ``{id, repo_tags, size}``.
+
+        ``auth`` (``{username, password}``) is sent to the daemon for this pull only (X-Registry-Auth).
+        """
         if not image or not isinstance(image, str):
             raise ValidationError("image must be a non-empty string")
         repository, tag = parse_repository_tag(image)
@@ -164,7 +239,8 @@ class DockerEngine:
             tag = "latest"
         with self._errors():
             # The daemon reports failures met mid-pull inside a 200 stream, not as an HTTP status.
-            for event in self._api.pull(repository, tag=tag, stream=True, decode=True):
+            auth_config = {"username": auth["username"], "password": auth["password"]} if auth else None
+            for event in self._api.pull(repository, tag=tag, stream=True, decode=True, auth_config=auth_config):
                 if isinstance(event, dict) and event.get("error"):
                     message = str(event["error"])
                     if "not found" in message or "manifest unknown" in message:
@@ -175,6 +251,7 @@ class DockerEngine:
             info = self._api.inspect_image(f"{repository}{sep}{tag}")
         return {"id": info["Id"], "repo_tags": info.get("RepoTags") or [], "size": info.get("Size", 0)}
 
+    @_negotiated
     def create_container(
         self,
         *,
@@ -184,6 +261,9 @@ class DockerEngine:
         env: Mapping[str, str] | Sequence[str] | None = None,
         command: str | Sequence[str] | None = None,
         detach: bool = True,
+        restart_policy: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        volumes: Sequence[Mapping[str, Any]] = (),
     ) -> dict[str, Any]:
         """Create and start a container; ports are published on the address the daemon listens on (the
         host's overlay /128), never on all of the host's addresses.
@@ -195,11 +275,20 @@ class DockerEngine:
         environment = _environment(env)
         if command is not None and not isinstance(command, str):
             command = [str(part) for part in command]
+        if restart_policy is not None and restart_policy not in RESTART_POLICIES:
+            raise ValidationError(f"restart_policy is one of {', '.join(RESTART_POLICIES)}",
+                                  details={"restart_policy": restart_policy})
+        mounts = _named_volumes(volumes)
         with self._errors():
-            host_config = self._api.create_host_config(port_bindings=bindings or None)
+            host_config = self._api.create_host_config(
+                port_bindings=bindings or None,
+                restart_policy={"Name": restart_policy, "MaximumRetryCount": 0} if restart_policy else None,
+                mounts=mounts or None,
+            )
             created = self._api.create_container(
                 image=image, name=name or None, command=command, environment=environment,
                 ports=exposed or None, host_config=host_config, detach=detach,
+                labels=dict(labels) if labels else None,
             )
             container_id = created["Id"]
             try:
@@ -221,6 +310,7 @@ class DockerEngine:
             result["exit_code"] = exit_code
         return result
 
+    @_negotiated
     def list_containers(self, *, all: bool = False) -> list[dict[str, Any]]:  # noqa: A002 - docker ps -a
         """Containers like ``docker ps`` shows them: status reads "Up 30 seconds", "Exited (0) ...".
 
@@ -239,6 +329,7 @@ class DockerEngine:
             for row in rows
         ]
 
+    @_negotiated
     def delete_container(self, *, container_id: str, force: bool = False) -> None:
         """Remove a container; a running one needs ``force`` (else the daemon's 409 becomes a 502)."""
         if not container_id:
@@ -246,11 +337,129 @@ class DockerEngine:
         with self._errors():
             self._api.remove_container(container_id, force=force)
 
+    @_negotiated
     def delete_image(self, *, image_id: str) -> None:
         if not image_id:
             raise ValidationError("image_id is required")
         with self._errors():
             self._api.remove_image(image_id)
+
+    @_negotiated
+    def list_images(self) -> list[dict[str, Any]]:
+        """Images like ``docker images`` (top-level only): ``[{id, repo_tags, size, created}]``."""
+        with self._errors():
+            rows = self._api.images()
+        return [
+            {
+                "id": row["Id"],
+                "repo_tags": [t for t in (row.get("RepoTags") or []) if t != "<none>:<none>"],
+                "size": row.get("Size", 0),
+                "created": _epoch_iso(row.get("Created")),
+            }
+            for row in rows
+        ]
+
+    @_negotiated
+    def inspect_container(self, *, container_id: str) -> dict[str, Any]:
+        """One container's settings and state. Environment values are never returned: only the keys."""
+        if not container_id:
+            raise ValidationError("container_id is required")
+        with self._errors():
+            info = self._api.inspect_container(container_id)
+        state = info.get("State") or {}
+        config = info.get("Config") or {}
+        host_config = info.get("HostConfig") or {}
+        policy = host_config.get("RestartPolicy") or {}
+        return {
+            "id": info["Id"],
+            "name": info.get("Name", "").lstrip("/"),
+            "image": config.get("Image"),
+            "image_id": info.get("Image"),
+            "status": state.get("Status"),
+            "state": {
+                "status": state.get("Status"),
+                "running": bool(state.get("Running")),
+                "exit_code": state.get("ExitCode"),
+                "started_at": state.get("StartedAt"),
+                "finished_at": state.get("FinishedAt"),
+                "restart_count": info.get("RestartCount", 0),
+                "error": state.get("Error") or "",
+            },
+            "ports": _inspect_ports((info.get("NetworkSettings") or {}).get("Ports") or {}),
+            "restart_policy": {"name": policy.get("Name") or "no",
+                               "maximum_retry_count": policy.get("MaximumRetryCount", 0)},
+            "created": info.get("Created"),
+            "labels": config.get("Labels") or {},
+            "env_keys": sorted({item.split("=", 1)[0] for item in config.get("Env") or []}),
+            "command": config.get("Cmd"),
+            "volumes": [
+                {"name": m.get("Name"), "container_path": m.get("Destination"), "read_only": not m.get("RW", True)}
+                for m in info.get("Mounts") or [] if m.get("Type") == "volume"
+            ],
+        }
+
+    @_negotiated
+    def container_logs(
+        self,
+        *,
+        container_id: str,
+        tail: int = 200,
+        since: int | dt.datetime | None = None,
+        timestamps: bool = False,
+        cap_bytes: int = LOG_CAP_BYTES,
+    ) -> dict[str, Any]:
+        """stdout and stderr of a container, oldest first: ``{logs, truncated}``.
+
+        The daemon's stream is read chunk by chunk and closed at ``cap_bytes``: a container that printed
+        10 MiB costs 1 MiB here, not 10. Text is UTF-8 (invalid bytes replaced, a character cut at the cap
+        dropped).
+        """
+        if not container_id:
+            raise ValidationError("container_id is required")
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        parts: list[str] = []
+        size = 0
+        truncated = False
+        with self._errors():
+            stream = self._api.logs(container_id, stdout=True, stderr=True, stream=True, follow=False,
+                                    tail=tail, since=since or None, timestamps=timestamps)
+            try:
+                for chunk in stream:
+                    if size + len(chunk) > cap_bytes:
+                        parts.append(decoder.decode(chunk[: cap_bytes - size]))
+                        truncated = True
+                        break
+                    size += len(chunk)
+                    parts.append(decoder.decode(chunk))
+            finally:
+                stream.close()
+        if not truncated:
+            parts.append(decoder.decode(b"", final=True))
+        return {"logs": "".join(parts), "truncated": truncated}
+
+    @_negotiated
+    def start_container(self, *, container_id: str) -> dict[str, Any]:
+        with self._errors():
+            self._api.start(container_id)
+        return self._brief(container_id)
+
+    @_negotiated
+    def stop_container(self, *, container_id: str, timeout_s: int | None = None) -> dict[str, Any]:
+        """Stop (SIGTERM, SIGKILL after ``timeout_s``, default the container's own, 10 s)."""
+        with self._errors():
+            self._api.stop(container_id, timeout=timeout_s)
+        return self._brief(container_id)
+
+    @_negotiated
+    def restart_container(self, *, container_id: str, timeout_s: int | None = None) -> dict[str, Any]:
+        with self._errors():
+            self._api.restart(container_id, timeout=timeout_s if timeout_s is not None else 10)
+        return self._brief(container_id)
+
+    def _brief(self, container_id: str) -> dict[str, Any]:
+        with self._errors():
+            info = self._api.inspect_container(container_id)
+        return {"id": info["Id"], "name": info["Name"].lstrip("/"), "status": info["State"]["Status"]}
 
     def close(self) -> None:
         """Close the connection pool and remove the PEM files."""
@@ -306,6 +515,55 @@ def _environment(env: Mapping[str, str] | Sequence[str] | None) -> list[str] | N
     if isinstance(env, str):
         raise ValidationError("env is an object or a list of 'KEY=value' strings")
     return [str(item) for item in env]
+
+
+def _shape_version(info: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "version": info.get("Version"),
+        "api_version": info.get("ApiVersion"),
+        "min_api_version": info.get("MinAPIVersion"),
+        "os": info.get("Os"),
+        "arch": info.get("Arch"),
+        "kernel_version": info.get("KernelVersion"),
+    }
+
+
+def _epoch_iso(value: Any) -> str | None:
+    if not isinstance(value, int | float) or value <= 0:
+        return None
+    return dt.datetime.fromtimestamp(value, tz=dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _named_volumes(volumes: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """Named volumes only (``{name, container_path, read_only?}``): never a bind mount of a node path."""
+    mounts = []
+    for volume in volumes or ():
+        name = str(volume.get("name") or "")
+        target = str(volume.get("container_path") or "")
+        if not name or "/" in name or name.startswith(".") or not target.startswith("/") or ".." in target.split("/"):
+            raise ValidationError("a volume is {name, container_path}: a volume name (no '/') and an absolute path",
+                                  details={"volume": dict(volume)})
+        mounts.append(docker.types.Mount(target=target, source=name, type="volume",
+                                         read_only=bool(volume.get("read_only", False))))
+    return mounts
+
+
+def registry_of(image: str) -> str:
+    """The registry an image reference pulls from (``docker.io`` when it names none), lower-cased."""
+    repository, _tag = parse_repository_tag(image)
+    registry, _name = docker.auth.resolve_repository_name(repository)
+    return "docker.io" if registry == docker.auth.INDEX_NAME else registry.lower()
+
+
+def _inspect_ports(ports: Mapping[str, Any]) -> list[dict[str, Any]]:
+    seen: dict[tuple[Any, int, str], dict[str, Any]] = {}
+    for key, bindings in ports.items():
+        number, _, protocol = key.partition("/")
+        for binding in bindings or [{}]:
+            host = binding.get("HostPort")
+            row = (int(host) if host else None, int(number), protocol or "tcp")
+            seen.setdefault(row, {"host": row[0], "container": row[1], "protocol": row[2]})
+    return sorted(seen.values(), key=lambda p: (p["container"], p["protocol"], p["host"] or 0))
 
 
 def _ports_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,0 +1,148 @@
+"""Day-2 docker actions through the platform vs the Docker SDK on the same daemon (issue 14; goal <= 1.2x):
+
+``docker_list_containers``, ``docker_container_logs`` (200 lines) and ``docker_restart_container``, each as an
+in-process ``run_action`` call (permission, schema, host lookup, engine) and as the same call made directly
+with docker-py's APIClient and the platform's own client certificate for that host, in one run (the calls
+take turns after warm-up rounds, so load on the machine hits each alike).
+
+Needs root (it stands up the tutorial lab):
+    sudo .venv/bin/python bench/bench_docker_day2.py [--runs 30] [--restart-runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import interleaved_medians_ms, sdk_api_client  # noqa: E402
+
+from lab.netns import in_netns  # noqa: E402
+from lab.platform import platform_env  # noqa: E402
+from lab.proc import why_lab_cannot_run  # noqa: E402
+from lab.tutorial import Tutorial  # noqa: E402
+
+TALKER = "bench-talker"
+# 300 lines, then sleep: the logs call asks for the last 200 (about 9 KiB)
+SCRIPT = "i=0; while [ $i -lt 300 ]; do echo \"bench line $i of the day-2 benchmark\"; i=$((i+1)); done; sleep 3600"
+GOAL = 1.2
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=30, help="calls per variant for list and logs (default 30)")
+    parser.add_argument("--restart-runs", type=int, default=5, help="restarts per variant (default 5)")
+    args = parser.parse_args()
+    reason = why_lab_cannot_run()
+    if reason:
+        print(f"bench_docker_day2: cannot run: {reason}", file=sys.stderr)
+        return 2
+    tutorial = Tutorial(f"pnb{secrets.token_hex(2)[:3]}-", out=lambda line: None)
+    try:
+        started = time.monotonic()
+        tutorial.build()
+        tutorial.assign()
+        tutorial.watch_events()
+        tutorial.connected()
+        tutorial.pull()
+        tutorial.create_container()
+        tutorial.platform.action("docker_create_container", {
+            "host_id": tutorial.host_id, "image": tutorial.image_ref, "name": TALKER,
+            "command": ["/bin/sh", "-c", SCRIPT],
+        })
+        print(f"lab built, host connected, 2 containers running in {time.monotonic() - started:.1f} s")
+        ratios = measure(tutorial, args.runs, args.restart_runs)
+        return 0 if max(ratios.values()) <= GOAL else 1
+    finally:
+        left = tutorial.close()
+        if left:
+            print(f"bench_docker_day2: lab left {left}", file=sys.stderr)
+
+
+def measure(tutorial: Tutorial, runs: int, restart_runs: int) -> dict[str, float]:
+    import docker
+
+    # This process becomes a platform process too (same database and CA as the lab's server).
+    os.environ.update(platform_env(tutorial.platform.var_dir))
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+
+    from powernode.actors import Actor
+    from powernode.registry import run_action
+
+    actor = Actor.for_user(get_user_model().objects.get(username=tutorial.platform.operator))
+    host = {"host_id": tutorial.host_id}
+    material = tutorial.platform.side("platform-client", "--host-id", tutorial.host_id)
+    platform_ns = tutorial.lab.platform.name
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for name in ("chain_pem", "cert_pem", "key_pem"):
+            paths[name] = Path(tmp) / name
+            paths[name].write_text(material[name])
+        os.chmod(paths["key_pem"], 0o600)
+        tls = docker.tls.TLSConfig(
+            client_cert=(str(paths["cert_pem"]), str(paths["key_pem"])), ca_cert=str(paths["chain_pem"]), verify=True
+        )
+        with in_netns(platform_ns):
+            sdk = sdk_api_client(base_url=material["api_endpoint"], tls=tls)
+
+        def action(name: str, payload: dict) -> object:
+            with in_netns(platform_ns):
+                return run_action(name=name, actor=actor, payload={**host, **payload})
+
+        def direct(call):  # noqa: ANN001, ANN202
+            def run() -> object:
+                with in_netns(platform_ns):
+                    return call()
+
+            return run
+
+        for _ in range(100):  # the talker has printed its 300 lines
+            if "of the day-2" in action("docker_container_logs", {"container_id": TALKER, "tail": 1})["logs"]:
+                break
+            time.sleep(0.1)
+        logs = action("docker_container_logs", {"container_id": TALKER})["logs"]
+        direct_logs = sdk.logs(TALKER, tail=200).decode()
+        assert logs == direct_logs and len(logs.splitlines()) == 200, (len(logs), len(direct_logs))
+
+        medians = interleaved_medians_ms(
+            {
+                "list/action": lambda: action("docker_list_containers", {}),
+                "list/sdk": direct(lambda: sdk.containers()),
+                "logs/action": lambda: action("docker_container_logs", {"container_id": TALKER, "tail": 200}),
+                "logs/sdk": direct(lambda: sdk.logs(TALKER, tail=200)),
+            },
+            runs,
+        )
+        # restart: the SDK's restart, then an inspect for the status, is what the action answers with
+        medians.update(interleaved_medians_ms(
+            {
+                "restart/action": lambda: action("docker_restart_container", {"container_id": TALKER, "timeout_s": 0}),
+                "restart/sdk": direct(lambda: (sdk.restart(TALKER, timeout=0), sdk.inspect_container(TALKER))),
+            },
+            restart_runs,
+            warmup=1,
+        ))
+        sdk.close()
+    ratios = {}
+    print(f"median ms, calls taking turns (list/logs: {runs} runs, restart: {restart_runs} runs), "
+          f"API {sdk._version}:")
+    for op, what in (("list", "docker_list_containers"), ("logs", "docker_container_logs tail=200"),
+                     ("restart", "docker_restart_container timeout_s=0")):
+        action_ms, sdk_ms = medians[f"{op}/action"], medians[f"{op}/sdk"]
+        ratios[op] = action_ms / sdk_ms
+        print(f"  {what:40s} run_action {action_ms:8.2f}   SDK {sdk_ms:8.2f}   ratio {ratios[op]:.2f}")
+    print(f"goal: every ratio <= {GOAL}")
+    return ratios
+
+
+if __name__ == "__main__":
+    sys.exit(main())
