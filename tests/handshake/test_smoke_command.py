@@ -26,7 +26,7 @@ STEPS = [
     "wants_cert: chain and SAN",
     "host pending",
     "wants_config: daemon.json",
-    "ready: pending -> connected",
+    "ready: probe, then connected",
     "decommission",
     "certificates revoked",
     "events in order",
