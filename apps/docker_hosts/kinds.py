@@ -24,7 +24,6 @@ READY_PROBE_FAILED = declare(
     f"{PREFIX}.handshake.probe_failed", "ready was posted but the platform could not reach the daemon."
 )
 CERT_RENEWED = declare(f"{PREFIX}.cert.renewed", "The host's renewed certificate is in use; the old serial is revoked.")
-RENEW_REQUESTED = declare(f"{PREFIX}.cert.renew_requested", "The agent re-enrolled the host (wants_cert, renew).")
 HOST_VERSION_CHANGED = declare(f"{PREFIX}.host.version_changed", "dockerd reported a different version.")
 IMAGE_PULLED = declare(f"{PREFIX}.image.pulled", "An operator pulled an image onto the host.")
 IMAGE_DELETED = declare(f"{PREFIX}.image.deleted", "An operator deleted an image from the host.")

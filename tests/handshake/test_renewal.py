@@ -146,3 +146,31 @@ def test_renew_with_a_bad_csr_is_400_and_changes_nothing(agent, connected):
     status, body = agent.handshake("wants_cert", csr_pem="not a csr", renew=True)
     assert_error(status, body, 400, "InvalidCsrError")
     assert (state_counts(), host_snapshot()) == (before, hosts)
+
+
+def test_a_renewal_whose_restart_the_probe_saw_as_unreachable_still_records_the_renewal(agent, connected):
+    """dockerd restarts with the new certificate; a probe round in that moment marks the host unreachable;
+    the agent's ready then both confirms the renewal and reconnects the host."""
+    from apps.docker_hosts.services.probe import docker_probe_round
+    from powernode.errors import DockerDaemonError
+
+    host, _ = connected
+    old_serial = host.server_cert_serial
+    agent.ok("wants_cert", csr_pem=make_csr(), renew=True)
+
+    def down(h: DockerHost) -> str:
+        raise DockerDaemonError("connection refused")
+
+    docker_probe_round(probe=down)
+    assert DockerHost.objects.get().status == DockerHost.Status.UNREACHABLE
+    agent.ok("wants_config")
+    assert agent.ok("ready", version="20.10.24")["status"] == "connected"
+    assert _in_crl(old_serial)
+    renewed = Event.objects.filter(kind=kinds.CERT_RENEWED).get()
+    assert renewed.data["revoked"] == [old_serial]
+    kinds_after = list(
+        Event.objects.filter(host_id=host.id, occurred_at__gte=renewed.occurred_at)
+        .order_by("occurred_at", "id")
+        .values_list("kind", flat=True)
+    )
+    assert kinds_after == [kinds.CERT_RENEWED, kinds.READY, kinds.HOST_RECOVERED]

@@ -359,20 +359,22 @@ def docker_host_mark_ready(
     replaced = ca_revoke_replaced_server_certificates(
         host_id=host.id, current_serial=host.server_cert_serial, actor=actor
     )
+    if replaced and host.status in (DockerHost.Status.CONNECTED, DockerHost.Status.UNREACHABLE):
+        # Only a renewal replaces the certificate of a connected (or, while dockerd restarted with the new
+        # one, unreachable) host: a plain re-enrolment makes the host pending first.
+        forget_pooled_connections(host.id)  # dockerd restarted with the new certificate
+        event_record(
+            kind=kinds.CERT_RENEWED,
+            actor=actor,
+            instance_id=host.node_instance_id,
+            host_id=host.id,
+            data={
+                "serial": host.server_cert_serial,
+                "not_after": host.server_cert_not_after.isoformat() if host.server_cert_not_after else None,
+                "revoked": replaced,
+            },
+        )
     if host.status == DockerHost.Status.CONNECTED:
-        if replaced:
-            forget_pooled_connections(host.id)  # dockerd restarted with the new certificate
-            event_record(
-                kind=kinds.CERT_RENEWED,
-                actor=actor,
-                instance_id=host.node_instance_id,
-                host_id=host.id,
-                data={
-                    "serial": host.server_cert_serial,
-                    "not_after": host.server_cert_not_after.isoformat() if host.server_cert_not_after else None,
-                    "revoked": replaced,
-                },
-            )
         if host.version != version:
             old, host.version = host.version, version
             save_fields(host, "version")
