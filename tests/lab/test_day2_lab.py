@@ -84,10 +84,16 @@ def diagnostics(day2: Tutorial, seen: set[Any]) -> str:
 
 def test_ready_promoted_only_after_the_platforms_probe(day2: Tutorial) -> None:
     sequence = kinds_of(day2.events)
-    assert docker_kinds.READY_PROBE_FAILED not in sequence
+    # A first ready may come before the platform can reach the daemon through the hub (seen on a loaded
+    # machine): the host then stayed pending and the agent posted ready again. Promotion only came after.
+    refused = [e["data"]["error"] for e in day2.events if e["kind"] == docker_kinds.READY_PROBE_FAILED]
+    print(f"ready refused by the platform's probe before promotion: {len(refused)} {refused[:2]}")
+    assert sequence.count(docker_kinds.READY) == 1
     assert sequence.index(docker_kinds.READY) < sequence.index(docker_kinds.PROVISIONED)
+    if refused:
+        assert sequence.index(docker_kinds.READY_PROBE_FAILED) < sequence.index(docker_kinds.READY)
     host = day2.host()
-    assert host["status"] == "connected"
+    assert host["status"] == "connected" and host["last_error"] == ""
 
 
 def test_dockerd_killed_makes_the_host_unreachable_and_back_connected(day2: Tutorial) -> None:
@@ -119,6 +125,12 @@ def test_dockerd_killed_makes_the_host_unreachable_and_back_connected(day2: Tuto
     assert time.monotonic() - started < 1.0
     assert status == 409 and body["error"]["type"] == "HostNotConnectedError", body
     assert body["error"]["details"] == {"host_id": host_id, "status": "unreachable"}
+
+    # a ready posted while dockerd is down is not believed: the host stays as it was, with the reason
+    status, answer = day2.agent_handshake(day2.agent_token, "ready", version="20.10.24")
+    assert status == 200 and answer["status"] == "unreachable", answer
+    assert "could not reach the daemon" in answer["error"]
+    assert day2.host()["status"] == "unreachable"
 
     # the agent comes back, starts dockerd again and posts ready: connected, same host
     day2.start_agent()
