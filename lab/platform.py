@@ -63,6 +63,8 @@ class LabPlatform:
 
     lab: Lab
     heartbeat_interval_s: int = 60  # the product default: the agent watches, so changes still arrive at once
+    # settings of this lab's platform beyond the defaults (a test's short probe interval, certificate minutes)
+    extra_env: dict[str, str] = field(default_factory=dict)
     token: str = ""
     operator: str = ""
     _session: requests.Session | None = field(default=None, init=False, repr=False)
@@ -73,7 +75,7 @@ class LabPlatform:
 
     @property
     def env(self) -> dict[str, str]:
-        return platform_env(self.var_dir, heartbeat_interval_s=self.heartbeat_interval_s)
+        return platform_env(self.var_dir, heartbeat_interval_s=self.heartbeat_interval_s, extra=self.extra_env)
 
     @property
     def address(self) -> str:

@@ -241,7 +241,8 @@ class Tutorial:
     def agent_argv(self) -> list[str]:
         """The agent's command line in the node (the shape agent/README.md gives for a namespaced node)."""
         d = self.node_dir
-        script = f'mount -t tmpfs -o mode=0755 {self.prefix}run /run && exec "$@"'
+        run_dir = shlex.quote(str(d / "run"))
+        script = f'mkdir -p -m 0755 {run_dir} && mount --bind {run_dir} /run && exec "$@"'
         if self.dockerd_gate:
             script = f"while [ ! -e {shlex.quote(str(self.dockerd_gate))} ]; do sleep 0.1; done; {script}"
         extras = {
@@ -263,7 +264,9 @@ class Tutorial:
             f"{self.prefix}n",
             "--dockerd-launch",
             "child",
-            # dockerd gets a tmpfs /run: no machine containerd socket, and its runtime files die with it.
+            # dockerd gets the node's own /run (a directory of the lab bound over it): no machine containerd
+            # socket, and, as on a real node, its runtime files (containerd's shim sockets) outlive a dockerd
+            # restart, so live-restore keeps containers running through one (a certificate renewal).
             "--dockerd-prefix",
             shlex.join(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"]),
             "--docker-tls-dir",

@@ -1,7 +1,8 @@
 """ASGI entry point (``uvicorn powernode.asgi:application``): /mcp is MCP Streamable HTTP, the rest Django.
 
 The MCP app needs its lifespan run (it starts the MCP session manager); Django's ASGI handler has none,
-so the ASGI lifespan goes to the MCP app only.
+so the ASGI lifespan goes to the MCP app only. Lifespan startup also starts the process's periodic Docker
+probe thread (apps/docker_hosts/prober.py; POWERNODE_DOCKER_PROBE_INTERVAL_S=0 turns it off).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "powernode.settings")
 django_application = get_asgi_application()
 
+from apps.docker_hosts.prober import start_background_prober  # noqa: E402
 from apps.system.mcp.http import MCP_PATH, mcp_http_app  # noqa: E402  (needs django.setup() above)
 
 mcp_application = mcp_http_app()
@@ -20,6 +22,8 @@ mcp_application = mcp_http_app()
 
 async def application(scope: dict, receive, send) -> None:  # noqa: ANN001 - ASGI callables
     if scope["type"] == "lifespan":
+        # the periodic Docker probe of this server process (apps/docker_hosts/prober.py)
+        start_background_prober()
         await mcp_application(scope, receive, send)
         return
     path = scope.get("path", "")

@@ -207,6 +207,22 @@ POWERNODE_HUB_POLL_INTERVAL_S = env.int("POWERNODE_HUB_POLL_INTERVAL_S", default
 POWERNODE_WANTS_CERT_LIMIT = env.int("POWERNODE_WANTS_CERT_LIMIT", default=10)
 POWERNODE_WANTS_CERT_WINDOW_S = env.int("POWERNODE_WANTS_CERT_WINDOW_S", default=600)
 
+# Docker hosts: the platform's probe of each daemon (docs/CONTAINER_RUNTIMES.md "Probe"). ``ready`` promotes only
+# after the platform read the daemon's version over mTLS (POWERNODE_DOCKER_READY_PROBE, on unless a test suite
+# without daemons turns it off); every platform process started by uvicorn runs the periodic probe in a
+# background thread every POWERNODE_DOCKER_PROBE_INTERVAL_S (0: not in this process; run
+# ``manage.py docker_probe`` as a service instead). On PostgreSQL an advisory lock lets one process probe at a time.
+POWERNODE_DOCKER_READY_PROBE = env.bool("POWERNODE_DOCKER_READY_PROBE", default=True)
+POWERNODE_DOCKER_PROBE_INTERVAL_S = env.float("POWERNODE_DOCKER_PROBE_INTERVAL_S", default=30)
+POWERNODE_DOCKER_PROBE_TIMEOUT_S = env.float("POWERNODE_DOCKER_PROBE_TIMEOUT_S", default=5)
+POWERNODE_DOCKER_PROBE_CONCURRENCY = env.int("POWERNODE_DOCKER_PROBE_CONCURRENCY", default=8)
+
+# Lifetime of a host's server certificate and of the platform's client keypair for it; both are renewed at two
+# thirds of their life (DESIGN §4 "Renewal"). POWERNODE_HOST_CERT_MINUTES, when set (> 0), overrides the days
+# (short lifetimes for tests and the lab).
+POWERNODE_HOST_CERT_DAYS = env.int("POWERNODE_HOST_CERT_DAYS", default=30)
+POWERNODE_HOST_CERT_MINUTES = env.int("POWERNODE_HOST_CERT_MINUTES", default=0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

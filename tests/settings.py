@@ -22,3 +22,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": os.path.join(_shm or _tempfile.gettempdir(), f"powernode-test-{os.getpid()}.sqlite3")
     }
+
+# The fast suite has no Docker daemons behind its hosts: ready promotes without the platform's probe here,
+# and no background prober runs. The probe's own tests (tests/docker_ops/test_probe.py) turn it on and point
+# the host at a closed port; the lab runs the shipped settings (probe on).
+POWERNODE_DOCKER_READY_PROBE = False
+POWERNODE_DOCKER_PROBE_INTERVAL_S = 0

@@ -287,6 +287,7 @@ class DockerRuntime:
         self.want_running = False
         self._restarts = 0
         self._next_restart_at = 0.0
+        self._keep_live_containerd = False  # set during restart_keeping_containers()
 
     # paths
     @property
@@ -389,7 +390,8 @@ class DockerRuntime:
             # Back to the stock unit, so a later start does not look for a daemon.json that is gone.
             removed.append(str(dropin))
             self._systemctl("daemon-reload", check=False)
-        for name in (st.DOCKER_KEY, st.DOCKER_CERT, st.DOCKER_CHAIN, st.DOCKER_CLIENT_CA, st.DAEMON_CONFIG):
+        names = (st.DOCKER_KEY, st.DOCKER_RENEW_KEY, st.DOCKER_CERT, st.DOCKER_CHAIN, st.DOCKER_CLIENT_CA)
+        for name in (*names, st.DAEMON_CONFIG):
             if self.store.remove(name):
                 removed.append(str(self.store.path(name)))
         try:
@@ -415,6 +417,21 @@ class DockerRuntime:
                 self._start_systemd()
             else:
                 self._start_child()
+
+    def restart_keeping_containers(self) -> None:
+        """Stop and start dockerd so it loads new TLS files (a certificate renewal).
+
+        daemon.json has ``live-restore: true``: the containers keep running while dockerd is down. A live
+        containerd the old child dockerd left behind is kept for the new one to reattach to (only a defunct
+        one is cleared), so its containers' shims stay reachable.
+        """
+        with self._lock:
+            self.stop()
+            self._keep_live_containerd = True
+            try:
+                self.start()
+            finally:
+                self._keep_live_containerd = False
 
     def stop(self, *, timeout_s: float = 30.0) -> None:
         with self._lock:
@@ -521,6 +538,9 @@ class DockerRuntime:
             if zombie:
                 log.warning("docker: forgetting the previous dockerd's defunct containerd (pid %s)", pid)
                 st.remove_file(pidfile)
+                return
+            if self._keep_live_containerd:
+                log.info("docker: keeping the previous dockerd's containerd (pid %s) for live-restore", pid)
                 return
             if sig is not None:
                 log.warning("docker: sending %s to the previous dockerd's containerd (pid %s)", sig.name, pid)

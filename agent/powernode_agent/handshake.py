@@ -122,6 +122,35 @@ class HandshakeWalker:
             self.store.update(docker_step="configured")
         return self.walk()
 
+    def renew(self) -> str:
+        """Answer a ``renew`` order (DESIGN §4 "Renewal"): a new key and CSR, ``wants_cert`` with
+        ``renew: true`` (the host stays connected), the new certificate written, dockerd restarted with it
+        (``live-restore``: containers keep running), ``ready`` posted again (the platform then revokes the
+        old serial). A refused renewal changes nothing here: the daemon keeps its current certificate."""
+        self.store.ensure()
+        if step_index(self.store.load().get("docker_step")) < step_index("ready"):
+            raise HandshakeFailed("renew: the docker runtime is not ready here; provisioning comes first")
+        key_pem = self.store.read(st.DOCKER_RENEW_KEY)
+        if key_pem is None:
+            # Saved before posting, like the first key: a crash after the post reuses it.
+            key_pem = generate_key_pem()
+            self.store.write(st.DOCKER_RENEW_KEY, key_pem)
+        try:
+            answer = self.client.handshake(
+                "wants_cert", csr_pem=build_csr_pem(key_pem, self.instance_id), renew=True
+            )
+            cert_pem, chain_pem, client_ca = self._check_cert_answer(answer)
+        except Exception as exc:
+            log.error("renew: wants_cert refused: %s", exc)
+            raise HandshakeFailed(f"renew: {exc}") from exc
+        # From here the daemon must move to the new certificate: the walk restarts it and posts ready.
+        self.store.write(st.DOCKER_KEY, key_pem)
+        self._store_cert(cert_pem, chain_pem, client_ca)
+        self.store.remove(st.DOCKER_RENEW_KEY)
+        self.store.update(docker_step="wants_cert", docker_renewing=True, host_id=answer["host_id"])
+        log.info("renew: new certificate for %s; restarting dockerd with it", answer["host_id"])
+        return self.walk()
+
     # steps
     def _installing(self) -> None:
         self.client.handshake("installing")
@@ -137,6 +166,13 @@ class HandshakeWalker:
             key_pem = generate_key_pem()
             self.store.write(st.DOCKER_KEY, key_pem)
         answer = self.client.handshake("wants_cert", csr_pem=build_csr_pem(key_pem, self.instance_id))
+        self._store_cert(*self._check_cert_answer(answer))
+        self._done("wants_cert", host_id=answer["host_id"])
+        log.info("handshake: posted wants_cert, got a certificate for %s", answer["host_id"])
+
+    @staticmethod
+    def _check_cert_answer(answer: dict[str, Any]) -> tuple[str, str, str | None]:
+        """(cert, chain, client CA or None) of a wants_cert answer, or BadPlatformAnswer."""
         for field in ("host_id", "cert_pem", "chain_pem"):
             if not isinstance(answer.get(field), str) or not answer[field]:
                 raise AgentApiError("BadPlatformAnswer", f"wants_cert answer lacks {field}")
@@ -146,15 +182,16 @@ class HandshakeWalker:
             raise AgentApiError("BadPlatformAnswer", "wants_cert answer has an empty client_ca_pem")
         if client_ca:
             x509.load_pem_x509_certificate(client_ca.encode())
-        self.store.write(st.DOCKER_CERT, answer["cert_pem"])
-        self.store.write(st.DOCKER_CHAIN, answer["chain_pem"])
+        return answer["cert_pem"], answer["chain_pem"], client_ca
+
+    def _store_cert(self, cert_pem: str, chain_pem: str, client_ca: str | None) -> None:
+        self.store.write(st.DOCKER_CERT, cert_pem)
+        self.store.write(st.DOCKER_CHAIN, chain_pem)
         if client_ca:
             # dockerd will trust only the network's client CA, not the whole chain.
             self.store.write(st.DOCKER_CLIENT_CA, client_ca)
         else:  # a platform without per-network client CAs: the chain is the client CA, as before
             self.store.remove(st.DOCKER_CLIENT_CA)
-        self._done("wants_cert", host_id=answer["host_id"])
-        log.info("handshake: posted wants_cert, got a certificate for %s", answer["host_id"])
 
     def _wants_config(self) -> None:
         answer = self.client.handshake("wants_config")
@@ -189,7 +226,13 @@ class HandshakeWalker:
         config = json.loads(self.store.read(st.DAEMON_CONFIG) or b"{}")
         address, _port = parse_tcp_host((config.get("hosts") or [""])[0])
         chain_pem = (self.store.read(st.DOCKER_CHAIN) or b"").decode()
-        self.runtime.start()
+        if self.store.load().get("docker_renewing") and self.runtime.is_running():
+            # A renewal wrote new TLS files: the running dockerd must load them before ready is posted
+            # (ready revokes the old serial). live-restore in daemon.json keeps the containers running.
+            log.info("renew: restarting dockerd with the new certificate (live-restore keeps containers)")
+            self.runtime.restart_keeping_containers()
+        else:
+            self.runtime.start()
         try:
             version = self.runtime.wait_ready(str(address), chain_pem)
         except Exception:
@@ -197,11 +240,18 @@ class HandshakeWalker:
             self.runtime.stop()
             raise
         answer = self.client.handshake("ready", version=version)
-        self._done(
-            "ready",
-            docker_version=version,
-            **({"host_id": answer["host_id"]} if answer.get("host_id") else {}),
-        )
+        extra = {"host_id": answer["host_id"]} if answer.get("host_id") else {}
+        if answer.get("status") not in (None, "connected"):
+            # The platform's own probe of the daemon (mTLS through the overlay) did not get through: the
+            # host stays pending. dockerd keeps running; the next provision order posts ready again.
+            self.store.update(docker_step="configured", docker_phase="ready", docker_version=version, **extra)
+            log.warning(
+                "handshake: posted ready, but the platform left the host %s: %s",
+                answer.get("status"),
+                answer.get("error") or "no reason given",
+            )
+            return version
+        self._done("ready", docker_version=version, docker_renewing=False, **extra)
         log.info("handshake: posted ready (engine %s)", version)
         return version
 

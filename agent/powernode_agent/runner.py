@@ -203,6 +203,10 @@ class Runner:
                     self._provision(
                         str(answer.get("instance_id") or self.store.load().get("instance_id", "")), overlays
                     )
+                elif action == "renew":
+                    self._renew(
+                        str(answer.get("instance_id") or self.store.load().get("instance_id", "")), overlays
+                    )
                 elif action == "decommission":
                     decommission(self.client, self.runtime, self.store, host_id=order.get("host_id"))
                 else:
@@ -230,6 +234,12 @@ class Runner:
             walker.restart_daemon()
             return
         walker.walk()
+
+    def _renew(self, instance_id: str, overlays: list[str]) -> None:
+        """The certificate reached two thirds of its life: re-key, re-enroll, restart dockerd, ready."""
+        HandshakeWalker(
+            self.client, self.runtime, self.store, instance_id=instance_id, overlay_addresses=overlays
+        ).renew()
 
     # the loop
     def run(self, *, once: bool = False, max_ticks: int | None = None) -> None:

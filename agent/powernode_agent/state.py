@@ -10,6 +10,7 @@ from typing import Any
 
 STATE_FILE = "state.json"
 DOCKER_KEY = "docker-key.pem"
+DOCKER_RENEW_KEY = "docker-renew-key.pem"  # the key of a renewal in flight (saved before its wants_cert)
 DOCKER_CERT = "docker-cert.pem"
 DOCKER_CHAIN = "docker-chain.pem"  # verifies the daemon's server certificate (the agent's own probe)
 DOCKER_CLIENT_CA = "docker-client-ca.pem"  # the network's client CA: the only clients dockerd accepts

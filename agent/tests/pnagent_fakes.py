@@ -128,6 +128,7 @@ class FakePlatform:
         self.errors: dict[str, tuple[int, str, str]] = {}
         self.decommissioned = False
         self.host_status = None
+        self.ready_pending = 0  # this many ready posts answer "pending" (the platform's probe failed)
         self.lock = threading.Lock()
         server_class = _HttpServer6 if ":" in bind[0] else ThreadingHTTPServer
         self.server = server_class(bind, self._handler())
@@ -190,8 +191,11 @@ class FakePlatform:
                 return self._error(400, "InvalidCsrError", "csr_pem is missing or not a PEM CSR")
             if not isinstance(csr.public_key(), ed25519.Ed25519PublicKey) or not csr.is_signature_valid:
                 return self._error(400, "InvalidCsrError", "the CSR must be Ed25519 and correctly signed")
+            if body.get("renew") is True and self.host_status != "connected":
+                return self._error(409, "HostNotConnectedError", f"{self.host_id} is {self.host_status}")
             cert = self.ca.sign(csr.public_key(), cn=self.host_id, ips=(self.overlay,))
-            self.host_status = "pending"
+            if body.get("renew") is not True:
+                self.host_status = "pending"
             return 200, {
                 "host_id": self.host_id,
                 "cert_pem": cert.decode(),
@@ -211,11 +215,17 @@ class FakePlatform:
                     "tlscacert": "/etc/docker/powernode/ca.pem",
                     "tlscert": "/etc/docker/powernode/cert.pem",
                     "tlskey": "/etc/docker/powernode/key.pem",
+                    "live-restore": True,
                 },
             }
         if phase == "ready":
             if not body.get("version"):
                 return self._error(400, "ValidationError", "version is required")
+            if self.ready_pending > 0:
+                self.ready_pending -= 1
+                status = self.host_status or "pending"
+                error = "ready was posted, but the platform could not reach the daemon: connection refused"
+                return 200, {"host_id": self.host_id, "status": status, "next_phase": None, "error": error}
             self.host_status = "connected"
             return 200, {"host_id": self.host_id, "status": "connected", "next_phase": None}
         if phase == "failed":

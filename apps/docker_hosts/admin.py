@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.docker_hosts.admin_pages import DockerHostPagesMixin
+from apps.docker_hosts.admin_pages import DockerHostPagesMixin, cert_expiry_html
 from apps.docker_hosts.models import DockerHost
 from apps.sdwan.selectors import tunnel_annotations, tunnel_for, tunnel_state
 from powernode.admin_kit import ChangedThroughActions
@@ -26,6 +26,7 @@ class DockerHostAdmin(ChangedThroughActions, DockerHostPagesMixin, admin.ModelAd
         "network_name",
         "tunnel",
         "version",
+        "cert_expiry",
         "last_error_short",
         "created_at",
     ]
@@ -50,6 +51,11 @@ class DockerHostAdmin(ChangedThroughActions, DockerHostPagesMixin, admin.ModelAd
         if not hasattr(obj, "peer_hub_reported_at"):  # a row not read through get_queryset
             return tunnel_for(instance_id=obj.node_instance_id, overlay_address=obj.overlay_address)["tunnel"]
         return tunnel_state(last_handshake_at=obj.peer_last_handshake_at, hub_reported_at=obj.peer_hub_reported_at)
+
+    @admin.display(description="certificate expires", ordering="server_cert_not_after")
+    def cert_expiry(self, obj: DockerHost) -> str:
+        """The daemon's certificate expiry, flagged within 7 days (renewal runs at two thirds of the life)."""
+        return cert_expiry_html(obj.server_cert_not_after)
 
     @admin.display(description="last error")
     def last_error_short(self, obj: DockerHost) -> str:

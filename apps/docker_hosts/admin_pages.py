@@ -7,6 +7,7 @@ crafted POST without the permission is a 403 and changes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.contrib import admin, messages
@@ -15,7 +16,9 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 from apps.docker_hosts import timeline
 from apps.docker_hosts.models import DockerHost
@@ -27,6 +30,26 @@ from powernode.errors import ApplicationError
 LIFECYCLE_OPERATIONS = ("start", "stop", "restart")
 
 PROVISION = "system.docker_provision"
+#: certificates expiring sooner than this are flagged (renewal normally happens long before)
+EXPIRY_WARNING = dt.timedelta(days=7)
+
+
+def cert_expiry_html(not_after: dt.datetime | None, *, now: dt.datetime | None = None) -> str:
+    """A certificate's expiry date, flagged (class ``pn-expiring``) when it is within 7 days or past."""
+    if not_after is None:
+        return "—"
+    left = not_after - (now or timezone.now())
+    when = not_after.strftime("%Y-%m-%d %H:%M")
+    if left <= dt.timedelta(0):
+        return format_html('<span class="pn-expiring" title="{}">expired {}</span>', not_after.isoformat(), when)
+    if left < EXPIRY_WARNING:
+        return format_html(
+            '<span class="pn-expiring" title="{}">{} (in {})</span>',
+            not_after.isoformat(),
+            when,
+            timesince(now or timezone.now(), not_after),
+        )
+    return format_html('<span title="{}">{}</span>', not_after.isoformat(), when)
 
 
 class DockerHostPagesMixin:
@@ -181,6 +204,8 @@ class DockerHostPagesMixin:
             "pn_containers": containers,
             "pn_daemon_error": daemon_error,
             "pn_can_operate": request.user.has_perm("system.docker_operate"),
+            "pn_server_expiry": cert_expiry_html(host.server_cert_not_after),
+            "pn_client_expiry": cert_expiry_html(host.client_cert_not_after),
             "pn_can_decommission": request.user.has_perm(PROVISION)
             and host.status != DockerHost.Status.DECOMMISSIONED,
         }

@@ -56,8 +56,11 @@ def parse_handshake(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         csr_pem = payload.get("csr_pem")
         if csr_pem is not None and not isinstance(csr_pem, str):
             raise _invalid("csr_pem", "must be a PEM string")
+        renew = payload.get("renew", False)
+        if not isinstance(renew, bool):
+            raise _invalid("renew", "must be true or false", phase=phase)
         validate_csr(csr_pem)  # InvalidCsrError (400) names the failed check
-        return phase, {"csr_pem": csr_pem}
+        return phase, {"csr_pem": csr_pem, "renew": renew}
     if phase == phases.READY:
         return phase, {"version": _string(payload, "version", max_chars=MAX_VERSION_CHARS, phase=phase)}
     if phase == phases.FAILED:
@@ -75,7 +78,7 @@ def runtime_handshake(*, instance: NodeInstance, payload: dict[str, Any], actor:
         return {"next_phase": phases.WANTS_CERT}
     if phase == phases.WANTS_CERT:
         issued = services.docker_host_issue_certificate(
-            instance=instance, csr_pem=args["csr_pem"], actor=actor
+            instance=instance, csr_pem=args["csr_pem"], actor=actor, renew=args["renew"]
         )
         return {
             "host_id": issued.host.id,
@@ -89,7 +92,10 @@ def runtime_handshake(*, instance: NodeInstance, payload: dict[str, Any], actor:
         return {"host_id": host.id, "daemon_config": services.daemon_config(host=host), "next_phase": phases.READY}
     if phase == phases.READY:
         host = services.docker_runtime_ready(instance=instance, version=args["version"], actor=actor)
-        return {"host_id": host.id, "status": host.status, "next_phase": None}
+        answer: dict[str, Any] = {"host_id": host.id, "status": host.status, "next_phase": None}
+        if host.status != "connected":  # the platform's probe did not reach the daemon: post ready again later
+            answer["error"] = host.last_error
+        return answer
     if phase == phases.FAILED:
         host = services.docker_runtime_failed(instance=instance, error=args["error"], actor=actor)
         return {"host_id": host.id if host else None, "recorded": True}

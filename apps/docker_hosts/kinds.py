@@ -18,6 +18,12 @@ PROVISIONED = declare(f"{PREFIX}.provisioned", "The host is connected: operators
 FAILED = declare(f"{PREFIX}.handshake.failed", "The agent reported a failure (the error is in data).")
 DECOMMISSION_REQUESTED = declare(f"{PREFIX}.decommission.requested", "An operator asked to decommission the host.")
 DECOMMISSIONED = declare(f"{PREFIX}.decommissioned", "The host is gone; every certificate it had is revoked.")
+HOST_UNREACHABLE = declare(f"{PREFIX}.host.unreachable", "The platform's probe got no answer from the daemon.")
+HOST_RECOVERED = declare(f"{PREFIX}.host.recovered", "An unreachable host's daemon answered again: connected.")
+READY_PROBE_FAILED = declare(
+    f"{PREFIX}.handshake.probe_failed", "ready was posted but the platform could not reach the daemon."
+)
+CERT_RENEWED = declare(f"{PREFIX}.cert.renewed", "The host's renewed certificate is in use; the old serial is revoked.")
 HOST_VERSION_CHANGED = declare(f"{PREFIX}.host.version_changed", "dockerd reported a different version.")
 IMAGE_PULLED = declare(f"{PREFIX}.image.pulled", "An operator pulled an image onto the host.")
 IMAGE_DELETED = declare(f"{PREFIX}.image.deleted", "An operator deleted an image from the host.")

@@ -25,12 +25,13 @@ class DockerHost(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "pending (certificate issued, daemon not reported ready)"
         CONNECTED = "connected", "connected"
+        UNREACHABLE = "unreachable", "unreachable (the platform's probe got no answer from the daemon)"
         DECOMMISSIONING = "decommissioning", "decommissioning (order sent to the agent)"
         DECOMMISSIONED = "decommissioned", "decommissioned"
         FAILED = "failed", "failed (the agent reported an error)"
 
     # A host that still answers to the handshake; at most one per instance (see the constraint).
-    LIVE_STATUSES = (Status.PENDING, Status.CONNECTED, Status.DECOMMISSIONING, Status.FAILED)
+    LIVE_STATUSES = (Status.PENDING, Status.CONNECTED, Status.UNREACHABLE, Status.DECOMMISSIONING, Status.FAILED)
 
     id = models.CharField(primary_key=True, max_length=64, default=new_host_id, editable=False)
     node_instance = models.ForeignKey(NodeInstance, on_delete=models.PROTECT, related_name="docker_hosts")

@@ -6,9 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, QuerySet
+from django.utils import timezone
 
 from apps.docker_hosts.models import DockerHost
 from apps.modules.models import Module, ModuleAssignment
+from apps.pki.services import cert_renewal_due
 from powernode import secretbox
 from powernode.db import columns, text_datetime
 from powernode.errors import NotFound
@@ -104,26 +106,41 @@ def runtime_orders(*, host: DockerHost | None, assigned_at: datetime | None) -> 
         return [{"runtime": RUNTIME, "action": "decommission", "host_id": host.id}]
     if provisioning_wanted(assigned_at=assigned_at, host=host):
         live = host is not None and host.status != DockerHost.Status.DECOMMISSIONED
-        return [{"runtime": RUNTIME, "action": "provision", "host_id": host.id if live else None}]
+        order: dict[str, Any] = {"runtime": RUNTIME, "action": "provision", "host_id": host.id if live else None}
+        if not live or host.server_cert_not_after is None:
+            return [order]
+        order["cert_not_after"] = host.server_cert_not_after.isoformat()
+        orders = [order]
+        if host.status == DockerHost.Status.CONNECTED and cert_renewal_due(host.server_cert_not_after, timezone.now()):
+            # two thirds of the daemon's certificate's life are over (DESIGN §4 "Renewal")
+            orders.append({"runtime": RUNTIME, "action": "renew", "host_id": host.id})
+        return orders
     return []
 
 
 def latest_host_union_part() -> str:
     """This app's part of the heartbeat's one SELECT (apps.nodes.heartbeat): the instance's newest host.
 
-    Nine text columns like the other parts: the runtime's name, sort key, then id, status, decommissioned_at.
+    Nine text columns like the other parts: the runtime's name, sort key, then id, status, decommissioned_at,
+    server_cert_not_after.
     """
     meta, col = DockerHost._meta, columns(DockerHost)
     return (
         f"SELECT '{RUNTIME}', NULL, h.id, h.{col['status']}, CAST(h.{col['decommissioned_at']} AS TEXT), "
-        f"NULL, NULL, NULL, NULL FROM (SELECT * FROM {meta.db_table} WHERE {col['node_instance']} = %s "
+        f"CAST(h.{col['server_cert_not_after']} AS TEXT), NULL, NULL, NULL "
+        f"FROM (SELECT * FROM {meta.db_table} WHERE {col['node_instance']} = %s "
         f"ORDER BY {col['created_at']} DESC LIMIT 1) AS h"
     )
 
 
 def host_from_union_row(cols: tuple[Any, ...] | list[Any]) -> DockerHost:
-    host_id, status, decommissioned_at = cols[:3]
-    return DockerHost(id=host_id, status=status, decommissioned_at=text_datetime(decommissioned_at))
+    host_id, status, decommissioned_at, cert_not_after = cols[:4]
+    return DockerHost(
+        id=host_id,
+        status=status,
+        decommissioned_at=text_datetime(decommissioned_at),
+        server_cert_not_after=text_datetime(cert_not_after),
+    )
 
 
 def host_client_tls(*, host: DockerHost) -> dict[str, str]:

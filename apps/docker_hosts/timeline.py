@@ -173,6 +173,21 @@ def troubleshooting_hint(host: DockerHost, *, now: dt.datetime | None = None) ->
                 ],
             )
         since = host.config_sent_at
+        if host.last_error.startswith("ready was posted"):
+            return Hint(
+                "The agent reported ready, but the platform cannot reach the daemon",
+                True,
+                since,
+                [
+                    "Before promoting a host the platform connects to its daemon itself, over mutual TLS "
+                    f"through the SDWAN hub to {host.api_endpoint}, and reads its version. That failed: see "
+                    "the last error below. The agent posts ready again on its next heartbeat.",
+                    "Connection refused or timed out: is the instance's tunnel up (its peer's handshake on the "
+                    "network page) and does dockerd listen there (ss -tlnp | grep dockerd on the instance)?",
+                    "A TLS error: the daemon must use the certificate and client CA from this handshake "
+                    "(journalctl -u docker.service; /etc/docker/daemon.json tlscacert/tlscert/tlskey).",
+                ],
+            )
         return Hint(
             "Waiting for the daemon to report ready",
             now - since > patience,
@@ -189,6 +204,21 @@ def troubleshooting_hint(host: DockerHost, *, now: dt.datetime | None = None) ->
         )
     if status == DockerHost.Status.FAILED:
         return _failed_hint(host)
+    if status == DockerHost.Status.UNREACHABLE:
+        return Hint(
+            "The platform's probe gets no answer from the daemon",
+            True,
+            host.failed_at,
+            [
+                "The host was connected; the periodic probe (every POWERNODE_DOCKER_PROBE_INTERVAL_S) could not "
+                "read the daemon's version over mutual TLS since then. docker_* calls answer "
+                "HostNotConnectedError until it answers again, then the host is connected by itself.",
+                "On the instance: is dockerd running (journalctl -u docker.service, or the agent's dockerd.log)? "
+                "The agent restarts a dockerd that died on its next heartbeat.",
+                "Check the instance's heartbeat age and its tunnel on the network page: the platform reaches "
+                "the daemon through the SDWAN hub.",
+            ],
+        )
     if status == DockerHost.Status.DECOMMISSIONING:
         since = host.decommission_requested_at
         return Hint(

@@ -32,8 +32,22 @@ from powernode.errors import NotFound, ValidationError
 
 log = logging.getLogger(__name__)
 
-SERVER_CERT_TTL = dt.timedelta(days=90)
-PLATFORM_CLIENT_TTL = dt.timedelta(days=90)
+
+
+def host_cert_ttl() -> dt.timedelta:
+    """The lifetime of a host's server certificate and of the platform's client keypair for it: settings
+    POWERNODE_HOST_CERT_MINUTES when > 0 (tests, the lab), else POWERNODE_HOST_CERT_DAYS (default 30)."""
+    minutes = int(getattr(settings, "POWERNODE_HOST_CERT_MINUTES", 0) or 0)
+    if minutes > 0:
+        return dt.timedelta(minutes=minutes)
+    return dt.timedelta(days=int(getattr(settings, "POWERNODE_HOST_CERT_DAYS", 30)))
+
+
+def cert_renewal_due(not_after: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether a host certificate (server or platform client) reached two thirds of its life: at most a
+    third of the configured lifetime (``host_cert_ttl()``) is left (DESIGN §4 "Renewal")."""
+    return not_after is None or not_after - now <= host_cert_ttl() / 3
+
 OPERATOR_CLIENT_TTL = dt.timedelta(hours=8)
 CLIENT_KINDS = (IssuedCertificate.Kind.PLATFORM_CLIENT, IssuedCertificate.Kind.OPERATOR_CLIENT)
 
@@ -187,7 +201,7 @@ def ca_sign_host_csr(
     csr_pem: str,
     host_id: str,
     overlay_address: str,
-    ttl: dt.timedelta = SERVER_CERT_TTL,
+    ttl: dt.timedelta | None = None,
     actor: Actor | None = None,
 ) -> SignedHostCertificate:
     """Sign a DockerHost's server CSR: CN = ``host_id``, only SAN = ``overlay_address`` (/128), serverAuth.
@@ -201,7 +215,7 @@ def ca_sign_host_csr(
     overlay = _overlay_128(overlay_address)
     adapter = get_ca_adapter()
     signed = adapter.sign_csr(
-        csr_pem=csr_pem, common_name=host_id, ip_sans=[overlay], usage="server", ttl=ttl
+        csr_pem=csr_pem, common_name=host_id, ip_sans=[overlay], usage="server", ttl=ttl or host_cert_ttl()
     )
     row = _record(
         signed=signed,
@@ -240,7 +254,7 @@ def ca_issue_client_keypair(
 
     ``kind`` is ``platform_client`` (the platform's own connection to ``host_id``; CN e.g.
     ``platform:<host_id>``) or ``operator_client`` (a short-lived export for ``operator``; CN e.g.
-    ``operator:<username>``). TTL defaults: 90 days platform, 8 hours operator. The key is returned,
+    ``operator:<username>``). TTL defaults: ``host_cert_ttl()`` platform, 8 hours operator. The key is returned,
     not stored; callers keep it encrypted (``powernode.secretbox``) and/or in Vault KV.
     """
     if kind not in CLIENT_KINDS:
@@ -248,7 +262,7 @@ def ca_issue_client_keypair(
     if kind == IssuedCertificate.Kind.PLATFORM_CLIENT and not host_id:
         raise ValidationError("A platform client certificate belongs to one host: pass host_id.")
     if ttl is None:
-        ttl = PLATFORM_CLIENT_TTL if kind == IssuedCertificate.Kind.PLATFORM_CLIENT else OPERATOR_CLIENT_TTL
+        ttl = host_cert_ttl() if kind == IssuedCertificate.Kind.PLATFORM_CLIENT else OPERATOR_CLIENT_TTL
     adapter = get_ca_adapter()
     client_ca_pem = adapter.client_ca_pem(network_id=network_id)
     server_ca_pem = adapter.ca_chain_pem()

@@ -99,7 +99,10 @@ def test_an_agent_cannot_touch_another_instances_host(api, docker_fleet, agent):
     # B's heartbeat answers B's state only
     status, answer = agent_b.heartbeat()
     assert answer["instance_id"] == other["instance"]["id"]
-    assert answer["runtime_orders"] == [{"runtime": "docker", "action": "provision", "host_id": host_b}]
+    b_not_after = DockerHost.objects.get(pk=host_b).server_cert_not_after.isoformat()
+    assert answer["runtime_orders"] == [
+        {"runtime": "docker", "action": "provision", "host_id": host_b, "cert_not_after": b_not_after}
+    ]
 
 
 def test_rotated_token_stops_at_once(docker_fleet, agent, capsys):

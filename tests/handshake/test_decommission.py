@@ -179,4 +179,11 @@ def test_list_hosts_permission(api_as, docker_fleet, perms, status_code):
 def test_provisioning_status_counts_hosts(api, docker_fleet, agent):
     agent.walk_to_ready()
     counts = api.ok("platform_provisioning_status")["docker_hosts"]
-    assert counts == {"pending": 0, "connected": 1, "decommissioning": 0, "decommissioned": 0, "failed": 0}
+    assert counts == {
+        "pending": 0,
+        "connected": 1,
+        "unreachable": 0,
+        "decommissioning": 0,
+        "decommissioned": 0,
+        "failed": 0,
+    }

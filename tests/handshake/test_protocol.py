@@ -39,6 +39,7 @@ def test_full_handshake_events_answers_and_host(api, docker_fleet, agent):
             "tlscacert": "/etc/docker/powernode/ca.pem",
             "tlscert": "/etc/docker/powernode/cert.pem",
             "tlskey": "/etc/docker/powernode/key.pem",
+            "live-restore": True,  # containers keep running while a renewal restarts dockerd
         },
         "next_phase": "ready",
     }

@@ -26,7 +26,7 @@ STEPS = [
     "wants_cert: chain and SAN",
     "host pending",
     "wants_config: daemon.json",
-    "ready: pending -> connected",
+    "ready: probe, then connected",
     "decommission",
     "certificates revoked",
     "events in order",
@@ -83,4 +83,17 @@ def test_smoke_command_fails_without_the_docker_engine_module(db):
     with pytest.raises(CommandError, match="assign docker-engine"):
         call_command("smoke_test_docker_runtime", stdout=out)
     assert "no live docker-engine module" in out.getvalue()
+    assert no_throwaway_rows_left()
+
+
+def test_smoke_command_with_the_ready_probe_on_expects_pending(catalog, settings):
+    """As shipped (probe on): the smoke has no dockerd, so ready must leave the host pending with the error."""
+    settings.POWERNODE_DOCKER_READY_PROBE = True
+    settings.POWERNODE_DOCKER_PROBE_TIMEOUT_S = 1
+    out = io.StringIO()
+    call_command("smoke_test_docker_runtime", stdout=out)
+    text = out.getvalue()
+    assert "stays pending: the platform's probe found no daemon" in text, text
+    assert text.rstrip().splitlines()[-1].startswith("smoke_test_docker_runtime: PASS"), text
+    assert Event.objects.filter(kind="system.docker.handshake.probe_failed").count() == 1
     assert no_throwaway_rows_left()

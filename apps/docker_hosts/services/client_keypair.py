@@ -1,6 +1,6 @@
 """The platform's own client mTLS keypair for a host: issued by the host's network's client CA at ``wants_cert``
-(and renewed near expiry), mirrored on the DockerHost row with the key encrypted, and written to Vault KV after
-commit (DESIGN §5). On the row, ``client_cert_pem`` is the leaf then its client CA (what the platform presents)
+(renewed at two thirds of its life), mirrored on the DockerHost row with the key encrypted, and written to Vault KV
+after commit (DESIGN §5). On the row, ``client_cert_pem`` is the leaf then its client CA (what the platform presents)
 and ``client_chain_pem`` the chain that verifies the daemon's server certificate."""
 
 from __future__ import annotations
@@ -9,16 +9,17 @@ import datetime as dt
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from django.db import transaction
+from django.utils import timezone
 
 from apps.docker_hosts.models import DockerHost
+from apps.docker_hosts.services.host_state import save_fields
 from apps.pki.kv import kv_write_after_commit
 from apps.pki.models import IssuedCertificate
-from apps.pki.services import ca_issue_client_keypair
+from apps.pki.services import ca_issue_client_keypair, cert_renewal_due
 from powernode import secretbox
 from powernode.actors import Actor
 
-# The platform's client keypair is renewed at a re-handshake when it expires sooner than this.
-CLIENT_RENEW_BEFORE = dt.timedelta(days=7)
 #: the row fields :func:`client_keypair_issue` sets (the caller writes them with the rest of its change)
 CLIENT_KEYPAIR_FIELDS = (
     "client_cert_serial",
@@ -39,7 +40,7 @@ def client_keypair_needs_issuing(host: DockerHost, now: dt.datetime, *, client_c
     a keypair from before the per-network client CAs, which the host's daemon no longer accepts."""
     if not host.client_cert_pem or host.client_cert_not_after is None:
         return True
-    if host.client_cert_not_after - now < CLIENT_RENEW_BEFORE:
+    if cert_renewal_due(host.client_cert_not_after, now):
         return True
     return bool(client_ca_pem) and not _issued_by(host.client_cert_pem, client_ca_pem)
 
@@ -85,3 +86,22 @@ def client_keypair_issue(*, host: DockerHost, actor: Actor) -> None:
             "client_ca_pem": issued.client_ca_pem,
         },
     )
+
+
+def client_keypair_renew_due(*, actor: Actor, now: dt.datetime | None = None) -> list[str]:
+    """Renew the platform's client keypair of every connected or unreachable host at two thirds of its life
+    (the periodic probe calls this each round), one transaction per host. Returns the renewed host ids."""
+    now = now or timezone.now()
+    renewed = []
+    live = (DockerHost.Status.CONNECTED, DockerHost.Status.UNREACHABLE)
+    for host_id, not_after in DockerHost.objects.filter(status__in=live).values_list("id", "client_cert_not_after"):
+        if not cert_renewal_due(not_after, now):
+            continue
+        with transaction.atomic():
+            host = DockerHost.objects.select_for_update().filter(pk=host_id, status__in=live).first()
+            if host is None or not cert_renewal_due(host.client_cert_not_after, now):
+                continue
+            client_keypair_issue(host=host, actor=actor)
+            save_fields(host, *CLIENT_KEYPAIR_FIELDS)
+        renewed.append(host_id)
+    return renewed

@@ -26,6 +26,7 @@ from apps.docker_hosts.services.client_keypair import (
     client_keypair_needs_issuing,
 )
 from apps.docker_hosts.services.host_state import refuse_decommissioned, refuse_decommissioning, save_fields
+from apps.docker_hosts.services.probe import forget_pooled_connections, probe_host_daemon
 from apps.events.services import event_record
 from apps.modules.models import Module, ModuleAssignment
 from apps.nodes.models import NodeInstance
@@ -35,7 +36,9 @@ from apps.sdwan.models import SdwanPeer
 from powernode.actors import Actor
 from powernode.db import any_datetime, columns, db_uuid, fetch, inet_text, uuid_text
 from powernode.errors import (
+    ApplicationError,
     HandshakePhaseError,
+    HostNotConnectedError,
     MissingSdwanPeerError,
     NotFound,
     RateLimitedError,
@@ -187,7 +190,9 @@ def docker_runtime_installing(*, instance: NodeInstance, actor: Actor) -> Docker
 
 
 @transaction.atomic
-def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor: Actor) -> HostCertificate:
+def docker_host_issue_certificate(
+    *, instance: NodeInstance, csr_pem: str, actor: Actor, renew: bool = False
+) -> HostCertificate:
     """``wants_cert``: create (or reuse) the instance's host and sign the daemon's CSR for it.
 
     The CA sets CN = host id and the only SAN = the overlay /128, whatever the CSR asks. The first
@@ -196,6 +201,10 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
     for the same host; the earlier certificates stay valid until the agent confirms the new one
     (``ready``), then they are revoked. At most settings.POWERNODE_WANTS_CERT_LIMIT server certificates
     per instance in POWERNODE_WANTS_CERT_WINDOW_S: past that a 429 (``RateLimitedError``).
+
+    ``renew`` (the agent answers a ``renew`` order, DESIGN §4 "Renewal"): only for a connected host (else a
+    409 and nothing written); the host stays ``connected`` and keeps its id, CN and SAN; the old serial is
+    revoked at the next ``ready`` (``system.docker.cert.renewed``).
     """
     ctx = _context(instance, lock_instance=True)
     instance = ctx.instance
@@ -220,13 +229,20 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
         )
     else:
         refuse_decommissioning(host)
+    if renew and (created or host.status not in (DockerHost.Status.CONNECTED, DockerHost.Status.UNREACHABLE)):
+        raise HostNotConnectedError(
+            f"Instance {instance.name} has no connected Docker host to renew"
+            + (f" (host {host.id} is {host.status})" if not created else "")
+            + f": post '{phases.WANTS_CERT}' without renew to provision it.",
+            details={"host_id": None if created else host.id, "status": None if created else host.status},
+        )
     _refuse_past_cert_limit(instance, now)
     event_record(
         kind=kinds.WANTS_CERT,
         actor=actor,
         instance_id=instance.id,
         host_id=host.id,
-        data={"new_host": created, "overlay_address": host.overlay_address},
+        data={"new_host": created, "overlay_address": host.overlay_address, **({"renew": True} if renew else {})},
     )
     signed = ca_sign_host_csr(
         csr_pem=csr_pem, host_id=host.id, overlay_address=host.overlay_address, actor=actor
@@ -236,7 +252,9 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
     host.server_cert_not_after = signed.certificate.not_after
     host.cert_signed_at = now
     fields = ["server_cert_serial", "server_cert_not_after", "cert_signed_at"]
-    if host.status in (DockerHost.Status.CONNECTED, DockerHost.Status.FAILED):
+    if not renew and host.status in (
+        DockerHost.Status.CONNECTED, DockerHost.Status.UNREACHABLE, DockerHost.Status.FAILED
+    ):
         # The agent is re-provisioning the daemon with a new certificate: it is not known to serve
         # until it reports ready again.
         host.status = DockerHost.Status.PENDING
@@ -260,6 +278,7 @@ def docker_host_issue_certificate(*, instance: NodeInstance, csr_pem: str, actor
             "not_after": host.server_cert_not_after.isoformat(),
             "sans": [host.overlay_address],
             "replaces": previous_serial or None,
+            **({"renew": True} if renew else {}),
         },
     )
     return HostCertificate(
@@ -285,6 +304,7 @@ def daemon_config(*, host: DockerHost) -> dict[str, Any]:
     the overlay /128, so they are reachable through the SDWAN only, not on every interface of the node.
     ``tlscacert`` is where the agent writes ``client_ca_pem`` from ``wants_cert``: the host's network's
     client CA alone, so the daemon accepts no client certificate made for another network.
+    ``live-restore``: containers keep running while dockerd restarts (a certificate renewal, DESIGN §4).
     """
     return {
         "hosts": [host.api_endpoint],
@@ -294,6 +314,7 @@ def daemon_config(*, host: DockerHost) -> dict[str, Any]:
         "tlscacert": "/etc/docker/powernode/ca.pem",
         "tlscert": "/etc/docker/powernode/cert.pem",
         "tlskey": "/etc/docker/powernode/key.pem",
+        "live-restore": True,
     }
 
 
@@ -311,10 +332,15 @@ def docker_host_mark_ready(
 ) -> DockerHost:
     """The one path to ``connected`` (``system_mark_docker_ready``): pending/failed → connected.
 
-    Today it trusts the agent's report; a platform-side mTLS probe that holds a host at ``pending``
-    until the daemon answers belongs here. The host's server certificates other than its newest are
-    revoked (a repeated ``wants_cert`` replaced them). A second ``ready`` changes nothing (a new engine
-    version is recorded, without promotion events). ``locked_host``: the caller already holds the row lock.
+    Promotion needs the platform's own probe (``probe_host_daemon``: mTLS to the daemon through the
+    overlay, its version read) to succeed; otherwise the host keeps its status with the probe's error as
+    ``last_error`` (event ``system.docker.handshake.probe_failed``) and the agent posts ``ready`` again
+    later. Settings POWERNODE_DOCKER_READY_PROBE=false skips the probe (test suites without daemons).
+    The host's server certificates other than its newest are revoked (a repeated ``wants_cert`` replaced
+    them); on a connected host that is a renewal (``system.docker.cert.renewed``). A second ``ready``
+    changes nothing else (a new engine version is recorded, without promotion events). An unreachable
+    host that posts ``ready`` and answers the probe is connected again (``system.docker.host.recovered``).
+    ``locked_host``: the caller already holds the row lock.
     """
     host = locked_host
     if host is None or host.id != host_id:
@@ -330,7 +356,24 @@ def docker_host_mark_ready(
             details={"host_id": host.id, "phase": phases.READY, "expected_phase": phases.WANTS_CERT},
         )
     # The daemon confirmed the newest certificate: the ones a repeated wants_cert replaced stop being valid.
-    ca_revoke_replaced_server_certificates(host_id=host.id, current_serial=host.server_cert_serial, actor=actor)
+    replaced = ca_revoke_replaced_server_certificates(
+        host_id=host.id, current_serial=host.server_cert_serial, actor=actor
+    )
+    if replaced and host.status in (DockerHost.Status.CONNECTED, DockerHost.Status.UNREACHABLE):
+        # Only a renewal replaces the certificate of a connected (or, while dockerd restarted with the new
+        # one, unreachable) host: a plain re-enrolment makes the host pending first.
+        forget_pooled_connections(host.id)  # dockerd restarted with the new certificate
+        event_record(
+            kind=kinds.CERT_RENEWED,
+            actor=actor,
+            instance_id=host.node_instance_id,
+            host_id=host.id,
+            data={
+                "serial": host.server_cert_serial,
+                "not_after": host.server_cert_not_after.isoformat() if host.server_cert_not_after else None,
+                "revoked": replaced,
+            },
+        )
     if host.status == DockerHost.Status.CONNECTED:
         if host.version != version:
             old, host.version = host.version, version
@@ -343,7 +386,25 @@ def docker_host_mark_ready(
                 data={"from": old, "to": version},
             )
         return host
+    if settings.POWERNODE_DOCKER_READY_PROBE:
+        try:
+            probe_host_daemon(host)
+        except ApplicationError as exc:
+            host.last_error = (
+                f"ready was posted, but the platform could not reach the daemon at {host.api_endpoint} "
+                f"over mTLS: {exc.message}"
+            )[:MAX_ERROR_CHARS]
+            save_fields(host, "last_error")
+            event_record(
+                kind=kinds.READY_PROBE_FAILED,
+                actor=actor,
+                instance_id=host.node_instance_id,
+                host_id=host.id,
+                data={"version": version, "status": host.status, "error": host.last_error},
+            )
+            return host
     previous = host.status
+    forget_pooled_connections(host.id)  # connections from before this (re)start of dockerd are dead
     host.status = DockerHost.Status.CONNECTED
     host.version = version
     host.connected_at = timezone.now()
@@ -356,6 +417,15 @@ def docker_host_mark_ready(
         host_id=host.id,
         data={"version": version, "from_status": previous},
     )
+    if previous == DockerHost.Status.UNREACHABLE:
+        event_record(
+            kind=kinds.HOST_RECOVERED,
+            actor=actor,
+            instance_id=host.node_instance_id,
+            host_id=host.id,
+            data={"version": version},
+        )
+        return host
     event_record(
         kind=kinds.PROVISIONED,
         actor=actor,
@@ -376,7 +446,7 @@ def docker_runtime_failed(*, instance: NodeInstance, error: str, actor: Actor) -
     error = error[:MAX_ERROR_CHARS]
     host = _live(ctx)
     if host is not None:
-        if host.status in (DockerHost.Status.PENDING, DockerHost.Status.CONNECTED):
+        if host.status in (DockerHost.Status.PENDING, DockerHost.Status.CONNECTED, DockerHost.Status.UNREACHABLE):
             host.status = DockerHost.Status.FAILED
         host.failed_at = timezone.now()
         host.last_error = error
