@@ -49,11 +49,13 @@ def _engine(host: DockerHost) -> DockerEngine:
     if host.status != DockerHost.Status.CONNECTED:
         raise HostNotConnectedError(
             f"Docker host {host.id} is {host.status}, not connected: "
-            + (
-                "wait for the agent to report ready (recent_events kind_prefix system.docker)."
-                if host.status == DockerHost.Status.PENDING
-                else "it no longer accepts operations."
-            ),
+            + {
+                DockerHost.Status.PENDING: "wait for the agent to report ready (recent_events kind_prefix "
+                "system.docker).",
+                DockerHost.Status.UNREACHABLE: "the platform's probe cannot reach its daemon (node down, dockerd "
+                "stopped or the tunnel down: system_sdwan_list_peers shows the tunnel); it is connected again "
+                "as soon as the probe gets an answer.",
+            }.get(host.status, "it no longer accepts operations."),
             details={"host_id": host.id, "status": host.status},
         )
     stored = (host.api_endpoint, host.client_cert_pem, host.client_key_encrypted, host.client_chain_pem)
