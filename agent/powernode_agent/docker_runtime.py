@@ -40,6 +40,21 @@ STOCK_UNIT_PATHS = (
 FIRST_ENGINE_WITH_VALIDATE = 23
 
 
+def _live_dockerd(raw: bytes | str | None) -> int | None:
+    """The pid in ``raw`` if it is a live (not zombie) process whose command line names dockerd."""
+    if not raw:
+        return None
+    try:
+        pid = int(raw.strip())
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (ValueError, OSError):
+        return None
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z" or b"dockerd" not in cmdline:
+        return None  # gone, or the pid was reused by something else
+    return pid
+
+
 class DockerRuntimeError(Exception):
     """dockerd could not be installed, configured, started, reached or stopped."""
 
@@ -471,17 +486,29 @@ class DockerRuntime:
             self._proc = None
             return None
         raw = self.store.read(st.DOCKERD_PID)
-        if not raw:
-            return None
-        try:
-            pid = int(raw.strip())
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (ValueError, OSError):
-            return None
-        if stat.rsplit(")", 1)[-1].split()[0] == "Z" or b"dockerd" not in cmdline:
-            return None  # gone, or the pid was reused by something else
+        pid = _live_dockerd(raw)
+        if pid is None:
+            # The pid file may name a wrapper that is gone or be missing (a crash between launch and write):
+            # a dockerd running with our daemon.json is ours all the same. Adopt it rather than start a second
+            # one on the same exec-root (two dockerds fight over one containerd).
+            pid = self._dockerd_with_our_config()
+            if pid is not None:
+                self.store.write(st.DOCKERD_PID, f"{pid}\n")
+                log.info("docker: adopted the dockerd running with %s (pid %s)", self.daemon_json, pid)
         return pid
+
+    def _dockerd_with_our_config(self) -> int | None:
+        wanted = f"--config-file\0{self.daemon_json}\0".encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes() + b"\0"
+            except OSError:
+                continue
+            if wanted in cmdline and b"dockerd" in cmdline.split(b"\0", 1)[0] and _live_dockerd(entry.name):
+                return int(entry.name)
+        return None
 
     def _start_child(self) -> None:
         if self._child_pid() is not None:

@@ -342,3 +342,37 @@ def test_dockerd_validate_refusal_is_a_config_error(tmp_path, tls_dir) -> None:
     runtime.write_daemon_json(PLATFORM_CONFIG)
     with pytest.raises(DaemonConfigError, match="unknown key: bogus"):
         runtime.validate(allowed_addresses=[OVERLAY])
+
+
+def test_a_dockerd_running_with_our_daemon_json_is_adopted_not_started_twice(tmp_path: Path) -> None:
+    # The pid file names nothing alive (a crash between launch and write, or a wrapper gone), yet a dockerd
+    # with our daemon.json runs: it is adopted, so no second dockerd is started on the same exec-root.
+    import subprocess
+    import sys
+
+    config = AgentConfig(
+        state_dir=tmp_path / "s", daemon_json_path=tmp_path / "daemon.json", dockerd_launch="child"
+    )
+    runtime = DockerRuntime(config, StateStore(tmp_path / "s"))
+    fake = subprocess.Popen(
+        ["bash", "-c",
+         f'exec -a dockerd {sys.executable} -c "import time; time.sleep(60)" --config-file "$0"',
+         str(runtime.daemon_json)]
+    )  # fmt: skip
+    try:
+        import time
+
+        deadline = time.monotonic() + 10
+        while b"dockerd" not in Path(f"/proc/{fake.pid}/cmdline").read_bytes().split(b"\0", 1)[0]:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert runtime._child_pid() == fake.pid
+        assert runtime.store.read("dockerd.pid").strip() == str(fake.pid).encode()
+        other_config = AgentConfig(
+            state_dir=tmp_path / "o", daemon_json_path=tmp_path / "other.json", dockerd_launch="child"
+        )
+        other = DockerRuntime(other_config, StateStore(tmp_path / "o"))
+        assert other._child_pid() is None  # another daemon.json: not ours
+    finally:
+        fake.kill()
+        fake.wait()
