@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from apps.nodes.models import NodeInstance
 from powernode import tokens
 from powernode.actors import Actor
+from powernode.async_views import bearer_value
 from powernode.db import aware, columns, fetch, text_datetime, uuid_text
 from powernode.errors import NotAuthenticated
 
@@ -111,14 +112,11 @@ class AgentTokenAuthentication(authentication.BaseAuthentication):
     """``Authorization: Bearer pna_...``; anything else on an agent endpoint is a 401."""
 
     def authenticate(self, request: Request) -> tuple[AgentPrincipal, str]:
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, value = header.partition(" ")
-        if not header or scheme.lower() != "bearer" or not value.strip():
-            raise NotAuthenticated(
-                "Authentication required: send 'Authorization: Bearer <agent token>'.",
-                details={"hint": "the agent token comes from system_provision_instance"},
-            )
-        token = value.strip()
+        token = bearer_value(
+            request.META,
+            token_name="agent token",
+            hint="the agent token comes from system_provision_instance",
+        )
         return AgentPrincipal(instance_for_agent_token(token)), token
 
     def authenticate_header(self, request: Request) -> str:

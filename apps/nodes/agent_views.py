@@ -28,9 +28,9 @@ from apps.nodes.heartbeat import agent_heartbeat, instance_desired_state, instan
 from apps.nodes.models import NodeInstance
 from apps.sdwan import wireguard
 from powernode import watch
-from powernode.async_views import application_error, error_response, method_not_allowed
+from powernode.async_views import application_error, check_content_length, error_response, method_not_allowed
 from powernode.db import db_call
-from powernode.errors import ApplicationError, PayloadTooLarge, ValidationError
+from powernode.errors import ApplicationError, ValidationError
 from powernode.parsers import JSONParser
 from powernode.runtimes import providers as runtime_providers
 from powernode.text import bad_text_path
@@ -72,15 +72,7 @@ class AgentAPIView(APIView):
 
 
 def check_body_size(meta: dict[str, Any]) -> None:
-    try:
-        length = int(meta.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > MAX_AGENT_BODY_BYTES:
-        raise PayloadTooLarge(
-            f"The body is {length} bytes; agent requests are limited to {MAX_AGENT_BODY_BYTES}.",
-            details={"limit": MAX_AGENT_BODY_BYTES},
-        )
+    check_content_length(meta, limit=MAX_AGENT_BODY_BYTES, what="agent requests")
 
 
 def invalid(fields: dict[str, str]) -> ValidationError:

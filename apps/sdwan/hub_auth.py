@@ -17,6 +17,7 @@ from apps.sdwan.models import HubToken
 from apps.sdwan.services import hub_token_touch
 from powernode import tokens
 from powernode.actors import Actor
+from powernode.async_views import bearer_value
 from powernode.errors import NotAuthenticated
 
 
@@ -64,14 +65,11 @@ class HubTokenAuthentication(authentication.BaseAuthentication):
     """``Authorization: Bearer pnh_...``; anything else on a hub endpoint is a 401."""
 
     def authenticate(self, request: Request) -> tuple[HubPrincipal, str]:
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, value = header.partition(" ")
-        if not header or scheme.lower() != "bearer" or not value.strip():
-            raise NotAuthenticated(
-                "Authentication required: send 'Authorization: Bearer <hub token>'.",
-                details={"hint": "the hub token comes from system_sdwan_create_hub_token"},
-            )
-        token = value.strip()
+        token = bearer_value(
+            request.META,
+            token_name="hub token",
+            hint="the hub token comes from system_sdwan_create_hub_token",
+        )
         return HubPrincipal(hub_for_token(token)), token
 
     def authenticate_header(self, request: Request) -> str:

@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 from apps.sdwan import selectors, services
 from apps.sdwan.hub_auth import HubPrincipal, HubTokenAuthentication, IsHub
 from powernode import watch
-from powernode.async_views import error_response, method_not_allowed
+from powernode.async_views import check_content_length, error_response, method_not_allowed
 from powernode.db import db_call
 from powernode.errors import ApplicationError, PayloadTooLarge, ValidationError
 from powernode.text import bad_text_path
@@ -252,15 +252,7 @@ class HubSyncView(APIView):
 
     @staticmethod
     def initial_size_check(meta: dict[str, Any]) -> None:
-        try:
-            length = int(meta.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > MAX_HUB_BODY_BYTES:
-            raise PayloadTooLarge(
-                f"The body is {length} bytes; hub syncs are limited to {MAX_HUB_BODY_BYTES}.",
-                details={"limit": MAX_HUB_BODY_BYTES},
-            )
+        check_content_length(meta, limit=MAX_HUB_BODY_BYTES, what="hub syncs")
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
