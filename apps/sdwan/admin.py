@@ -8,14 +8,13 @@ operator. Hub tokens are made by ``system_sdwan_create_hub_token`` only (the sec
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.sdwan.models import AccessGrant, HubToken, SdwanNetwork, SdwanPeer
 from apps.sdwan.selectors import peer_tunnel
-from powernode.admin_kit import ChangedThroughActions, error_text, run_as_operator
-from powernode.errors import ApplicationError
+from powernode.admin_kit import ChangedThroughActions, run_for_each
 
 MANAGE = "system.sdwan_manage"
 
@@ -80,14 +79,10 @@ class AccessGrantAdmin(ChangedThroughActions, admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected access grants (the hub drops them)", permissions=["sdwan_manage"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[AccessGrant]) -> None:
-        done = 0
-        for grant in queryset.filter(revoked_at__isnull=True):
-            try:
-                run_as_operator(request, "system_sdwan_revoke_access_grant", {"grant_id": str(grant.pk)})
-                done += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"{grant}: {error_text(exc)}", messages.ERROR)
-        self.message_user(request, f"{done} access grant(s) revoked.")
+        run_for_each(
+            self, request, queryset.filter(revoked_at__isnull=True),
+            action="system_sdwan_revoke_access_grant", key="grant_id", noun="access grant(s) revoked",
+        )  # fmt: skip
 
 
 @admin.register(HubToken)
@@ -118,11 +113,7 @@ class HubTokenAdmin(ChangedThroughActions, admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected hub tokens (their hubs stop syncing)", permissions=["sdwan_manage"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[HubToken]) -> None:
-        done = 0
-        for token in queryset.filter(revoked_at__isnull=True):
-            try:
-                run_as_operator(request, "system_sdwan_revoke_hub_token", {"token_id": str(token.pk)})
-                done += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"{token}: {error_text(exc)}", messages.ERROR)
-        self.message_user(request, f"{done} hub token(s) revoked.")
+        run_for_each(
+            self, request, queryset.filter(revoked_at__isnull=True),
+            action="system_sdwan_revoke_hub_token", key="token_id", noun="hub token(s) revoked",
+        )  # fmt: skip
