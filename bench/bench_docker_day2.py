@@ -6,7 +6,10 @@ with docker-py's APIClient and the platform's own client certificate for that ho
 take turns after warm-up rounds, so load on the machine hits each alike).
 
 Needs root (it stands up the tutorial lab):
-    sudo .venv/bin/python bench/bench_docker_day2.py [--runs 30] [--restart-runs 5]
+    sudo .venv/bin/python bench/bench_docker_day2.py [--runs 30] [--restart-runs 5] [--profile N]
+
+``--profile N`` also runs N ``docker_list_containers`` actions under cProfile and prints where the time
+goes (what the platform adds over the SDK's own call).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=30, help="calls per variant for list and logs (default 30)")
     parser.add_argument("--restart-runs", type=int, default=5, help="restarts per variant (default 5)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="profile N docker_list_containers actions with cProfile and print the top functions")
     args = parser.parse_args()
     reason = why_lab_cannot_run()
     if reason:
@@ -57,7 +62,7 @@ def main() -> int:
             "command": ["/bin/sh", "-c", SCRIPT],
         })
         print(f"lab built, host connected, 2 containers running in {time.monotonic() - started:.1f} s")
-        ratios = measure(tutorial, args.runs, args.restart_runs)
+        ratios = measure(tutorial, args.runs, args.restart_runs, args.profile)
         return 0 if max(ratios.values()) <= GOAL else 1
     finally:
         left = tutorial.close()
@@ -65,7 +70,7 @@ def main() -> int:
             print(f"bench_docker_day2: lab left {left}", file=sys.stderr)
 
 
-def measure(tutorial: Tutorial, runs: int, restart_runs: int) -> dict[str, float]:
+def measure(tutorial: Tutorial, runs: int, restart_runs: int, profile_runs: int = 0) -> dict[str, float]:
     import docker
 
     # This process becomes a platform process too (same database and CA as the lab's server).
@@ -131,6 +136,8 @@ def measure(tutorial: Tutorial, runs: int, restart_runs: int) -> dict[str, float
             restart_runs,
             warmup=1,
         ))
+        if profile_runs:
+            profile(lambda: action("docker_list_containers", {}), direct(lambda: sdk.containers()), profile_runs)
         sdk.close()
     ratios = {}
     print(f"median ms, calls taking turns (list/logs: {runs} runs, restart: {restart_runs} runs), "
@@ -142,6 +149,23 @@ def measure(tutorial: Tutorial, runs: int, restart_runs: int) -> dict[str, float
         print(f"  {what:40s} run_action {action_ms:8.2f}   SDK {sdk_ms:8.2f}   ratio {ratios[op]:.2f}")
     print(f"goal: every ratio <= {GOAL}")
     return ratios
+
+
+def profile(action_call, sdk_call, runs: int) -> None:  # noqa: ANN001
+    """cProfile ``runs`` calls of each and print the functions with the most own and cumulative time."""
+    import cProfile
+    import pstats
+
+    for label, call in (("run_action docker_list_containers", action_call), ("SDK containers()", sdk_call)):
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(runs):
+            call()
+        profiler.disable()
+        stats = pstats.Stats(profiler, stream=sys.stdout)
+        print(f"--- profile: {runs} x {label} ---")
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(40)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.db import transaction
@@ -27,25 +28,42 @@ from powernode.errors import HostNotConnectedError, ValidationError
 _T = TypeVar("_T")
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
 
-# host id → (the row's TLS fields as stored, engine): reuse the engine without decrypting the key per call
-_ENGINES: dict[str, tuple[tuple[str, ...], DockerEngine]] = {}
+# host id → ((endpoint, client certificate serial), engine): the engine is reused, without reading the PEMs or
+# decrypting the key, while the host keeps its endpoint and the platform's client keypair
+_ENGINES: dict[str, tuple[tuple[str, str], DockerEngine]] = {}
 
-_HOST_FIELDS = ("id", "status", "api_endpoint", "node_instance_id", "client_cert_pem", "client_key_encrypted",
-                "client_chain_pem", "api_version")
+_HOST_FIELDS = ("id", "status", "api_endpoint", "node_instance_id", "client_cert_serial", "api_version")
+_HOST_SQL = ""
 
 
-def _host(host_id: str) -> DockerHost:
-    """The few columns an operation needs, in plain SQL: every docker_* call starts here, and the ORM's
-    query compilation would cost about as much as the daemon's answer."""
-    table = DockerHost._meta.db_table
-    cols = [DockerHost._meta.get_field(f).column for f in _HOST_FIELDS]
-    rows = fetch(f"SELECT {', '.join(cols)} FROM {table} WHERE {cols[0]} = %s", [host_id])
+@dataclass(slots=True)
+class _Host:
+    """What an operation needs of its host row: every docker_* call reads it, so it stays small."""
+
+    id: str
+    status: str
+    api_endpoint: str
+    node_instance_id: Any
+    client_cert_serial: str
+    api_version: str
+
+
+def _host(host_id: str) -> _Host:
+    """The few small columns an operation needs, in plain SQL: every docker_* call starts here, and the
+    ORM's query compilation and model construction would cost about as much as the daemon's answer. The
+    status is read every call (an unreachable or decommissioned host is refused at once); the key material
+    only when the engine has to be built (see ``_engine``)."""
+    global _HOST_SQL
+    if not _HOST_SQL:
+        cols = [DockerHost._meta.get_field(f).column for f in _HOST_FIELDS]
+        _HOST_SQL = f"SELECT {', '.join(cols)} FROM {DockerHost._meta.db_table} WHERE {cols[0]} = %s"
+    rows = fetch(_HOST_SQL, [host_id])
     if not rows:
-        return host_get(host_id=host_id)  # raises NotFound with the usual message
-    return DockerHost(**dict(zip(_HOST_FIELDS, rows[0], strict=True)))
+        host_get(host_id=host_id)  # raises NotFound with the usual message
+    return _Host(*rows[0])
 
 
-def _engine(host: DockerHost) -> DockerEngine:
+def _engine(host: _Host) -> DockerEngine:
     if host.status != DockerHost.Status.CONNECTED:
         raise HostNotConnectedError(
             f"Docker host {host.id} is {host.status}, not connected: "
@@ -58,21 +76,25 @@ def _engine(host: DockerHost) -> DockerEngine:
             }.get(host.status, "it no longer accepts operations."),
             details={"host_id": host.id, "status": host.status},
         )
-    stored = (host.api_endpoint, host.client_cert_pem, host.client_key_encrypted, host.client_chain_pem)
+    stored = (host.api_endpoint, host.client_cert_serial)
     cached = _ENGINES.get(host.id)
     if cached and cached[0] == stored and not cached[1].closed:
         return cached[1]
-    tls = host_client_tls(host=host)
+    # Built once per host and keypair: the PEMs and the encrypted key are read (and decrypted) only here.
+    row = DockerHost.objects.only(
+        "id", "api_endpoint", "client_cert_serial", "client_cert_pem", "client_key_encrypted", "client_chain_pem"
+    ).filter(pk=host.id).first()
+    tls = host_client_tls(host=row) if row is not None else {}
     if not tls:
         raise HostNotConnectedError(
             f"Docker host {host.id} has no platform client certificate yet.", details={"host_id": host.id}
         )
-    engine = engine_for(host.id, endpoint=host.api_endpoint, **tls)
-    _ENGINES[host.id] = (stored, engine)
+    engine = engine_for(host.id, endpoint=row.api_endpoint, **tls)
+    _ENGINES[host.id] = ((row.api_endpoint, row.client_cert_serial), engine)
     return engine
 
 
-def _call(host: DockerHost, operation: Callable[[DockerEngine], _T]) -> _T:
+def _call(host: _Host, operation: Callable[[DockerEngine], _T]) -> _T:
     """Run ``operation`` on the host's engine; the API version it negotiated is kept on the host (once,
     and again whenever it changes: the daemon was upgraded) so operators see it."""
     engine = _engine(host)
@@ -84,7 +106,7 @@ def _call(host: DockerHost, operation: Callable[[DockerEngine], _T]) -> _T:
     return result
 
 
-def _record(*, kind: str, host: DockerHost, actor: Actor, data: dict[str, Any]) -> None:
+def _record(*, kind: str, host: _Host, actor: Actor, data: dict[str, Any]) -> None:
     with transaction.atomic():
         event_record(kind=kind, actor=actor, instance_id=host.node_instance_id, host_id=host.id, data=data)
 
