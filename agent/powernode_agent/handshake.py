@@ -239,7 +239,9 @@ class HandshakeWalker:
             # A daemon that never became reachable the right way must not keep running half-configured.
             self.runtime.stop()
             raise
-        answer = self.client.handshake("ready", version=version)
+        # Which certificate dockerd now serves: after a renewal interrupted before the new files were written,
+        # it is the old one, and the platform must not revoke it (it keeps ordering renew instead).
+        answer = self.client.handshake("ready", version=version, **self._cert_serial())
         extra = {"host_id": answer["host_id"]} if answer.get("host_id") else {}
         if answer.get("status") not in (None, "connected"):
             # The platform's own probe of the daemon (mTLS through the overlay) did not get through: the
@@ -254,6 +256,20 @@ class HandshakeWalker:
         self._done("ready", docker_version=version, docker_renewing=False, **extra)
         log.info("handshake: posted ready (engine %s)", version)
         return version
+
+    def _cert_serial(self) -> dict[str, str]:
+        """``{"cert_serial": "0a:1b:..."}`` of the certificate in the state directory (what dockerd was
+        started with), or nothing when it cannot be read."""
+        cert_pem = self.store.read(st.DOCKER_CERT)
+        if cert_pem is None:
+            return {}
+        try:
+            serial = x509.load_pem_x509_certificate(cert_pem).serial_number
+        except ValueError:
+            return {}
+        text = format(serial, "x")
+        text = text.zfill(len(text) + len(text) % 2)
+        return {"cert_serial": ":".join(text[i : i + 2] for i in range(0, len(text), 2))}
 
     def _fail(self, step: str, exc: Exception) -> None:
         message = f"{step}: {exc}"

@@ -73,6 +73,7 @@ class Runner:
         self.errors: list[str] = []  # what went wrong in the last tick (``run --once`` exits 1 on any)
         self.desired_version: str | None = None  # from the last answer; None: the platform has no watch
         self.failures = 0  # heartbeats failed (or watches answered early unchanged) in a row
+        self._renewal_finished = False  # this tick's provision order finished an interrupted renewal
 
     # wireguard key
     def wireguard_public_key(self) -> str:
@@ -194,6 +195,7 @@ class Runner:
         return overlays
 
     def act_on_orders(self, answer: dict[str, Any], overlays: list[str]) -> None:
+        self._renewal_finished = False
         for order in answer.get("runtime_orders") or []:
             if not isinstance(order, dict) or order.get("runtime") != "docker":
                 continue
@@ -225,7 +227,8 @@ class Runner:
         walker = HandshakeWalker(
             self.client, self.runtime, self.store, instance_id=instance_id, overlay_addresses=overlays
         )
-        step = step_index(self.store.load().get("docker_step"))
+        data = self.store.load()
+        step = step_index(data.get("docker_step"))
         if step >= step_index("ready"):
             if self.runtime.is_running():
                 self.runtime.want_running = True
@@ -234,9 +237,17 @@ class Runner:
             walker.restart_daemon()
             return
         walker.walk()
+        # A renewal that had its new certificate but not its ready (the agent stopped in between) ended here.
+        self._renewal_finished = bool(data.get("docker_renewing"))
 
     def _renew(self, instance_id: str, overlays: list[str]) -> None:
-        """The certificate reached two thirds of its life: re-key, re-enroll, restart dockerd, ready."""
+        """The certificate reached two thirds of its life: re-key, re-enroll, restart dockerd, ready.
+
+        The platform repeats ``renew`` until a ``ready`` confirms the new certificate; when the provision
+        order of the same answer just finished an interrupted renewal, that order is already answered."""
+        if self._renewal_finished:
+            log.info("orders: renew already answered by the interrupted renewal finished this tick")
+            return
         HandshakeWalker(
             self.client, self.runtime, self.store, instance_id=instance_id, overlay_addresses=overlays
         ).renew()

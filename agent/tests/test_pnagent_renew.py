@@ -104,13 +104,68 @@ def test_a_crash_after_the_renewed_certificate_still_restarts_dockerd_before_rea
     except BaseException as exc:  # the simulated crash of the agent process
         assert type(exc).__name__ == "SimulatedCrash"
     assert fake_runtime.running and "stop" not in fake_runtime.calls
-    # a new agent process: the renew order is gone (the platform has the new certificate), provision remains
-    fake_platform.runtime_orders = [PROVISION]
+    new_cert = runner.store.read(st.DOCKER_CERT)
+    # a new agent process; the platform still orders renew (no ready confirmed the new certificate yet)
+    fake_platform.runtime_orders = [PROVISION, _renew(fake_platform)]
     runner2, _ = runner_factory()
+    posts_before = len(fake_platform.phases())
     runner2.tick()
     assert "stop" in fake_runtime.calls  # the old dockerd did not keep serving the old certificate
+    # the provision order finished the renewal (ready with the new serial); renew was not answered twice
+    assert fake_platform.phases()[posts_before:] == ["ready"]
+    assert fake_platform.handshakes()[-1]["cert_serial"] == _colon(new_cert)
+    assert not runner2.store.load().get("docker_renewing") and runner2.errors == []
+
+
+def _colon(pem: bytes) -> str:
+    text = format(_serial(pem), "x")
+    text = text.zfill(len(text) + len(text) % 2)
+    return ":".join(text[i : i + 2] for i in range(0, len(text), 2))
+
+
+class _LostAnswer(BaseException):
+    """The agent process dies right after the platform signed the renewed certificate."""
+
+
+def test_a_crash_before_the_renewed_certificate_was_written_renews_again_on_the_repeated_order(
+    fake_platform, runner_factory, fake_runtime, monkeypatch
+) -> None:
+    from powernode_agent.handshake import HandshakeWalker
+
+    runner = _provisioned(fake_platform, runner_factory, fake_runtime)
+    old_cert = runner.store.read(st.DOCKER_CERT)
+    store_cert = HandshakeWalker._store_cert
+
+    def crash(self, *args):  # noqa: ANN001, ANN202
+        raise _LostAnswer()
+
+    monkeypatch.setattr(HandshakeWalker, "_store_cert", crash)
+    fake_platform.runtime_orders = [PROVISION, _renew(fake_platform)]
+    with pytest.raises(_LostAnswer):
+        runner.tick()
+    monkeypatch.setattr(HandshakeWalker, "_store_cert", store_cert)
+    assert runner.store.read(st.DOCKER_CERT) == old_cert  # dockerd serves the old certificate
+    lost_csr = fake_platform.handshakes()[-1]["csr_pem"]
+
+    # the dockerd died as well: the new agent starts it again with what it has, and says which certificate
+    fake_runtime.running = False
+    runner2, _ = runner_factory()
+    fake_platform.runtime_orders = [PROVISION]
+    runner2.tick()
     assert fake_platform.phases()[-1] == "ready"
-    assert not runner2.store.load().get("docker_renewing")
+    # not the certificate the platform signed last
+    assert fake_platform.handshakes()[-1]["cert_serial"] == _colon(old_cert)
+
+    # the platform repeats renew (nothing confirmed the new certificate): the saved key is used again
+    fake_platform.runtime_orders = [PROVISION, _renew(fake_platform)]
+    runner2.tick()
+    renew_posts = [h for h in fake_platform.handshakes() if h.get("renew")]
+    assert len(renew_posts) == 2 and renew_posts[1]["csr_pem"] == lost_csr
+    new_cert = runner2.store.read(st.DOCKER_CERT)
+    assert _serial(new_cert) != _serial(old_cert)
+    assert fake_platform.handshakes()[-1] == {**fake_platform.handshakes()[-1], "phase": "ready",
+                                              "cert_serial": _colon(new_cert)}
+    assert runner2.errors == [] and runner2.store.read(st.DOCKER_RENEW_KEY) is None
 
 
 def test_ready_left_pending_by_the_platforms_probe_is_posted_again(

@@ -12,6 +12,7 @@ from typing import Any
 from apps.docker_hosts import phases, services
 from apps.modules.models import Module
 from apps.nodes.models import NodeInstance
+from apps.pki.adapters.base import canonical_serial
 from apps.pki.adapters.csr import validate_csr
 from powernode.actors import Actor
 from powernode.errors import ValidationError
@@ -21,6 +22,7 @@ PHASES = phases.HANDSHAKE_PHASES
 MAX_VERSION_CHARS = 40
 MAX_ERROR_INPUT_CHARS = 16 * 1024
 MAX_HOST_ID_CHARS = 64
+MAX_SERIAL_CHARS = 100
 
 
 def _invalid(field: str, problem: str, **extra: Any) -> ValidationError:
@@ -38,6 +40,15 @@ def _string(payload: dict[str, Any], field: str, *, max_chars: int, phase: str) 
     if len(value) > max_chars:
         raise _invalid(field, f"must be at most {max_chars} characters", phase=phase)
     return value.strip()
+
+
+def _serial(payload: dict[str, Any], *, phase: str) -> str:
+    """``cert_serial`` of ``ready``: the serial of the certificate dockerd was started with, hex (colons allowed)."""
+    value = _string(payload, "cert_serial", max_chars=MAX_SERIAL_CHARS, phase=phase)
+    try:
+        return canonical_serial(value)
+    except ValueError:
+        raise _invalid("cert_serial", "must be a certificate serial in hex (colons allowed)", phase=phase) from None
 
 
 def parse_handshake(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -62,7 +73,10 @@ def parse_handshake(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         validate_csr(csr_pem)  # InvalidCsrError (400) names the failed check
         return phase, {"csr_pem": csr_pem, "renew": renew}
     if phase == phases.READY:
-        return phase, {"version": _string(payload, "version", max_chars=MAX_VERSION_CHARS, phase=phase)}
+        args: dict[str, Any] = {"version": _string(payload, "version", max_chars=MAX_VERSION_CHARS, phase=phase)}
+        if payload.get("cert_serial") is not None:
+            args["cert_serial"] = _serial(payload, phase=phase)
+        return phase, args
     if phase == phases.FAILED:
         return phase, {"error": _string(payload, "error", max_chars=MAX_ERROR_INPUT_CHARS, phase=phase)}
     if phase == phases.DECOMMISSIONED:
@@ -91,7 +105,7 @@ def runtime_handshake(*, instance: NodeInstance, payload: dict[str, Any], actor:
         host = services.docker_host_config_sent(instance=instance, actor=actor)
         return {"host_id": host.id, "daemon_config": services.daemon_config(host=host), "next_phase": phases.READY}
     if phase == phases.READY:
-        host = services.docker_runtime_ready(instance=instance, version=args["version"], actor=actor)
+        host = services.docker_runtime_ready(instance=instance, actor=actor, **args)
         answer: dict[str, Any] = {"host_id": host.id, "status": host.status, "next_phase": None}
         if host.status != "connected":  # the platform's probe did not reach the daemon: post ready again later
             answer["error"] = host.last_error

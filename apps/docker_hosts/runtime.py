@@ -29,7 +29,8 @@ class DockerRuntime(RuntimeProvider):
 
     def heartbeat_orders(self, *, rows: list[tuple[Any, ...]], assigned_at: datetime | None) -> list[dict[str, Any]]:
         host = selectors.host_from_union_row(rows[0]) if rows else None
-        return selectors.runtime_orders(host=host, assigned_at=assigned_at)
+        in_flight = bool(rows and rows[0][4])  # an unrevoked replaced server certificate
+        return selectors.runtime_orders(host=host, assigned_at=assigned_at, renewal_in_flight=in_flight)
 
     def check_assignment(self, *, template_id: Any, template_name: str) -> None:
         services.docker_assignment_check(template_id=template_id, template_name=template_name)

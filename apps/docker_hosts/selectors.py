@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.docker_hosts.models import DockerHost
 from apps.modules.models import Module, ModuleAssignment
+from apps.pki.models import IssuedCertificate
 from apps.pki.services import cert_renewal_due
 from powernode import secretbox
 from powernode.db import columns, text_datetime
@@ -97,10 +98,15 @@ def provisioning_wanted(*, assigned_at: datetime | None, host: DockerHost | None
     return True
 
 
-def runtime_orders(*, host: DockerHost | None, assigned_at: datetime | None) -> list[dict[str, Any]]:
+def runtime_orders(
+    *, host: DockerHost | None, assigned_at: datetime | None, renewal_in_flight: bool = False
+) -> list[dict[str, Any]]:
     """The docker orders of a heartbeat answer (docs/AGENT_PROTOCOL.md), given the instance's newest host.
 
     ``assigned_at``: when docker-engine was (most recently) assigned to the instance's template, or None.
+    ``renewal_in_flight``: the host has a server certificate that a ``wants_cert`` replaced and no ``ready``
+    confirmed (still unrevoked): the agent may have crashed between the two, so the ``renew`` order is
+    repeated until a ``ready`` with the new certificate revokes the old one.
     """
     if host is not None and host.status == DockerHost.Status.DECOMMISSIONING:
         return [{"runtime": RUNTIME, "action": "decommission", "host_id": host.id}]
@@ -111,8 +117,11 @@ def runtime_orders(*, host: DockerHost | None, assigned_at: datetime | None) -> 
             return [order]
         order["cert_not_after"] = host.server_cert_not_after.isoformat()
         orders = [order]
-        if host.status == DockerHost.Status.CONNECTED and cert_renewal_due(host.server_cert_not_after, timezone.now()):
-            # two thirds of the daemon's certificate's life are over (DESIGN §4 "Renewal")
+        if host.status == DockerHost.Status.CONNECTED and (
+            renewal_in_flight or cert_renewal_due(host.server_cert_not_after, timezone.now())
+        ):
+            # two thirds of the daemon's certificate's life are over (DESIGN §4 "Renewal"), or a renewal was
+            # started and not confirmed
             orders.append({"runtime": RUNTIME, "action": "renew", "host_id": host.id})
         return orders
     return []
@@ -122,12 +131,19 @@ def latest_host_union_part() -> str:
     """This app's part of the heartbeat's one SELECT (apps.nodes.heartbeat): the instance's newest host.
 
     Nine text columns like the other parts: the runtime's name, sort key, then id, status, decommissioned_at,
-    server_cert_not_after.
+    server_cert_not_after, and a server certificate of the host that was replaced and is not revoked yet
+    (a renewal in flight; NULL when none).
     """
     meta, col = DockerHost._meta, columns(DockerHost)
+    c_meta, c_col = IssuedCertificate._meta, columns(IssuedCertificate)
+    replaced = (
+        f"(SELECT MIN(c.{c_col['serial']}) FROM {c_meta.db_table} c WHERE c.{c_col['host_id']} = h.id "
+        f"AND c.{c_col['kind']} = '{IssuedCertificate.Kind.SERVER.value}' AND c.{c_col['revoked_at']} IS NULL "
+        f"AND c.{c_col['serial']} <> h.{col['server_cert_serial']})"
+    )
     return (
         f"SELECT '{RUNTIME}', NULL, h.id, h.{col['status']}, CAST(h.{col['decommissioned_at']} AS TEXT), "
-        f"CAST(h.{col['server_cert_not_after']} AS TEXT), NULL, NULL, NULL "
+        f"CAST(h.{col['server_cert_not_after']} AS TEXT), {replaced}, NULL, NULL "
         f"FROM (SELECT * FROM {meta.db_table} WHERE {col['node_instance']} = %s "
         f"ORDER BY {col['created_at']} DESC LIMIT 1) AS h"
     )

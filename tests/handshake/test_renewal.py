@@ -99,7 +99,9 @@ def test_renew_keeps_the_host_connected_and_revokes_the_old_serial_at_the_next_r
     assert _cn_and_sans(renewed["cert_pem"]) == (old_cn, old_sans) == (host.id, [host.overlay_address])
     # the daemon still serves the old certificate until it restarted: not revoked yet
     assert not _in_crl(old_serial)
-    assert [o["action"] for o in _docker_orders(agent)] == ["provision"]  # no renew order any more
+    # until a ready confirms the new certificate, the renewal is in flight: the order stays (an agent that
+    # stopped between its wants_cert and its ready answers it again)
+    assert [o["action"] for o in _docker_orders(agent)] == ["provision", "renew"]
 
     agent.ok("wants_config")
     answer = agent.ok("ready", version="20.10.24")
@@ -112,6 +114,60 @@ def test_renew_keeps_the_host_connected_and_revokes_the_old_serial_at_the_next_r
     # no second promotion: still one provisioned event
     assert Event.objects.filter(kind=kinds.PROVISIONED, host_id=host.id).count() == 1
     assert DockerHost.objects.get().id == host.id
+    assert [o["action"] for o in _docker_orders(agent)] == ["provision"]  # renewed: no order any more
+
+
+def _colon(cert_pem: str) -> str:
+    text = format(x509.load_pem_x509_certificate(cert_pem.encode()).serial_number, "x")
+    text = text.zfill(len(text) + len(text) % 2)
+    return ":".join(text[i : i + 2] for i in range(0, len(text), 2))
+
+
+def test_a_renewal_interrupted_before_ready_is_ordered_again_and_ends_consistent(agent, connected):
+    """The agent stops after the platform signed the renewed certificate and before it wrote it: its dockerd
+    serves the old certificate. The platform keeps ordering renew, revokes nothing while a ready names the old
+    certificate, and once a ready names the newest one, every replaced serial is revoked, once."""
+    host, answers = connected
+    old_serial = host.server_cert_serial
+    assert _colon(answers["wants_cert"]["cert_pem"]) == old_serial
+    DockerHost.objects.filter(pk=host.id).update(server_cert_not_after=timezone.now() + dt.timedelta(days=1))
+    lost = agent.ok("wants_cert", csr_pem=make_csr(), renew=True)  # the answer the crashed agent never wrote
+    lost_serial = _colon(lost["cert_pem"])
+    assert DockerHost.objects.get().server_cert_serial == lost_serial
+
+    # the new certificate's life is long, but the renewal is not confirmed: renew is still ordered
+    assert [o["action"] for o in _docker_orders(agent)] == ["provision", "renew"]
+    # dockerd (restarted with the old files) reports ready with the old certificate: nothing is revoked
+    assert agent.ok("ready", version="20.10.24", cert_serial=old_serial)["status"] == "connected"
+    assert not _in_crl(old_serial) and not _in_crl(lost_serial)
+    assert not Event.objects.filter(kind=kinds.CERT_RENEWED).exists()
+    assert [o["action"] for o in _docker_orders(agent)] == ["provision", "renew"]
+
+    # the agent answers the repeated order: a new certificate, dockerd restarted, ready with its serial
+    renewed = agent.ok("wants_cert", csr_pem=make_csr(), renew=True)
+    new_serial = _colon(renewed["cert_pem"])
+    agent.ok("wants_config")
+    assert agent.ok("ready", version="20.10.24", cert_serial=new_serial)["status"] == "connected"
+    host.refresh_from_db()
+    assert host.server_cert_serial == new_serial and host.status == DockerHost.Status.CONNECTED
+    assert _in_crl(old_serial) and _in_crl(lost_serial) and not _in_crl(new_serial)
+    event = Event.objects.filter(kind=kinds.CERT_RENEWED).get()
+    assert sorted(event.data["revoked"]) == sorted([old_serial, lost_serial])
+    assert [o["action"] for o in _docker_orders(agent)] == ["provision"]
+    # a repeated ready changes nothing more
+    agent.ok("ready", version="20.10.24", cert_serial=new_serial)
+    assert Event.objects.filter(kind=kinds.CERT_RENEWED).count() == 1
+    unrevoked = IssuedCertificate.objects.filter(host_id=host.id, kind="server", revoked_at__isnull=True)
+    assert list(unrevoked.values_list("serial", flat=True)) == [new_serial]
+
+
+@pytest.mark.parametrize("serial", ["not hex", "", 12, ["0a"]])
+def test_ready_with_a_bad_cert_serial_is_400_and_changes_nothing(agent, connected, serial):
+    before, hosts = state_counts(), host_snapshot()
+    status, body = agent.handshake("ready", version="20.10.24", cert_serial=serial)
+    error = assert_error(status, body, 400, "ValidationError")
+    assert "cert_serial" in error["details"]["fields"]
+    assert (state_counts(), host_snapshot()) == (before, hosts)
 
 
 @pytest.mark.parametrize("renew", ["yes", 1, None, [], {}])

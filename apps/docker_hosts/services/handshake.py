@@ -319,16 +319,25 @@ def daemon_config(*, host: DockerHost) -> dict[str, Any]:
 
 
 @transaction.atomic
-def docker_runtime_ready(*, instance: NodeInstance, version: str, actor: Actor) -> DockerHost:
+def docker_runtime_ready(
+    *, instance: NodeInstance, version: str, actor: Actor, cert_serial: str | None = None
+) -> DockerHost:
     """``ready``: the agent reports dockerd up on the overlay; promotion goes through mark_ready."""
     ctx = _context(instance)
     host = _require_certificate(_live(ctx), instance=ctx.instance, phase=phases.READY)
-    return docker_host_mark_ready(host_id=host.id, version=version, actor=actor, locked_host=host)
+    return docker_host_mark_ready(
+        host_id=host.id, version=version, actor=actor, locked_host=host, cert_serial=cert_serial
+    )
 
 
 @transaction.atomic(savepoint=False)
 def docker_host_mark_ready(
-    *, host_id: str, version: str, actor: Actor, locked_host: DockerHost | None = None
+    *,
+    host_id: str,
+    version: str,
+    actor: Actor,
+    locked_host: DockerHost | None = None,
+    cert_serial: str | None = None,
 ) -> DockerHost:
     """The one path to ``connected`` (``system_mark_docker_ready``): pending/failed → connected.
 
@@ -341,6 +350,11 @@ def docker_host_mark_ready(
     changes nothing else (a new engine version is recorded, without promotion events). An unreachable
     host that posts ``ready`` and answers the probe is connected again (``system.docker.host.recovered``).
     ``locked_host``: the caller already holds the row lock.
+
+    ``cert_serial`` (the agent's ``ready`` says which certificate dockerd was started with): when it is not
+    the newest one, the daemon still serves a certificate that a ``wants_cert`` replaced (the agent stopped
+    between that ``wants_cert`` and writing the new files): nothing is revoked, the renewal stays in flight
+    and the heartbeat keeps ordering ``renew`` until a ``ready`` with the newest serial.
     """
     host = locked_host
     if host is None or host.id != host_id:
@@ -355,10 +369,12 @@ def docker_host_mark_ready(
             f"Host {host.id} has no certificate yet: post '{phases.WANTS_CERT}' before '{phases.READY}'.",
             details={"host_id": host.id, "phase": phases.READY, "expected_phase": phases.WANTS_CERT},
         )
-    # The daemon confirmed the newest certificate: the ones a repeated wants_cert replaced stop being valid.
-    replaced = ca_revoke_replaced_server_certificates(
-        host_id=host.id, current_serial=host.server_cert_serial, actor=actor
-    )
+    replaced: list[str] = []
+    if cert_serial is None or cert_serial == host.server_cert_serial:
+        # The daemon confirmed the newest certificate: the ones a repeated wants_cert replaced stop being valid.
+        replaced = ca_revoke_replaced_server_certificates(
+            host_id=host.id, current_serial=host.server_cert_serial, actor=actor
+        )
     if replaced and host.status in (DockerHost.Status.CONNECTED, DockerHost.Status.UNREACHABLE):
         # Only a renewal replaces the certificate of a connected (or, while dockerd restarted with the new
         # one, unreachable) host: a plain re-enrolment makes the host pending first.
