@@ -362,17 +362,42 @@ def ca_revoke_replaced_server_certificates(
     Called when the agent confirms a new certificate (``ready``), so a certificate re-signed by a
     repeated ``wants_cert`` does not leave the earlier ones valid. Returns the serials revoked.
     """
+    return ca_revoke_replaced_certificates(
+        host_id=host_id, kind=IssuedCertificate.Kind.SERVER, current_serial=current_serial,
+        reason="replaced by a newer server certificate", actor=actor,
+    )
+
+
+def ca_revoke_replaced_certificates(
+    *, host_id: str, kind: str, current_serial: str, reason: str, actor: Actor | None = None
+) -> list[str]:
+    """Revoke the host's unrevoked certificates of ``kind`` other than ``current_serial``; the serials revoked."""
     serials = list(
-        IssuedCertificate.objects.filter(
-            host_id=host_id, kind=IssuedCertificate.Kind.SERVER, revoked_at__isnull=True
-        )
+        IssuedCertificate.objects.filter(host_id=host_id, kind=kind, revoked_at__isnull=True)
         .exclude(serial=current_serial)
         .order_by("created_at")
         .values_list("serial", flat=True)
     )
     for serial in serials:
-        ca_revoke(serial=serial, reason="replaced by a newer server certificate", actor=actor)
+        ca_revoke(serial=serial, reason=reason, actor=actor)
     return serials
+
+
+def unrevoked_replaced_certificates(*, kind: str, current: dict[str, str]) -> dict[str, list[str]]:
+    """Of the hosts in ``current`` (host id → its current serial of ``kind``), the unrevoked certificates of
+    ``kind`` that are not the current one, by host id: one query, whatever the number of hosts."""
+    if not current:
+        return {}
+    rows = (
+        IssuedCertificate.objects.filter(kind=kind, revoked_at__isnull=True, host_id__in=list(current))
+        .exclude(serial__in=[s for s in current.values() if s])
+        .order_by("created_at")
+        .values_list("host_id", "serial")
+    )
+    found: dict[str, list[str]] = {}
+    for host_id, serial in rows:
+        found.setdefault(host_id, []).append(serial)
+    return found
 
 
 def ca_chain_pem() -> str:

@@ -15,13 +15,18 @@ import socket
 import time
 
 import pytest
+from cryptography import x509
 from django.core.management import call_command
+from django.db import transaction
 from django.utils import timezone
 
 from apps.docker_hosts import kinds
 from apps.docker_hosts.models import DockerHost
 from apps.docker_hosts.services.probe import ProbeResult, docker_host_probe_result, docker_probe_round
 from apps.events.models import Event
+from apps.pki import kinds as pki_kinds
+from apps.pki.models import IssuedCertificate
+from apps.pki.services import ca_crl_pem
 from powernode.errors import DockerDaemonError
 from tests.csr import make_csr
 from tests.handshake.conftest import assert_error
@@ -180,3 +185,56 @@ def test_the_round_renews_the_platform_client_keypair_at_two_thirds_of_its_life(
     assert host.client_cert_serial != old_serial
     assert host.client_cert_not_after - timezone.now() > dt.timedelta(days=29)
     assert host.status == DockerHost.Status.CONNECTED
+
+
+def _client_serials(host_id: str) -> dict[str, bool]:
+    """The host's platform client certificates: serial → revoked."""
+    rows = IssuedCertificate.objects.filter(host_id=host_id, kind=IssuedCertificate.Kind.PLATFORM_CLIENT)
+    return {serial: revoked_at is not None for serial, revoked_at in rows.values_list("serial", "revoked_at")}
+
+
+def _in_crl(serial: str) -> bool:
+    crl = x509.load_pem_x509_crl(ca_crl_pem().encode())
+    return crl.get_revoked_certificate_by_serial_number(int(serial.replace(":", ""), 16)) is not None
+
+
+def test_the_replaced_client_keypair_is_revoked_once_the_daemon_answered_to_the_new_one(settings, connected):
+    settings.POWERNODE_HOST_CERT_DAYS = 30
+    old_serial = connected.client_cert_serial
+    assert _client_serials(connected.id) == {old_serial: False}
+    DockerHost.objects.filter(pk=connected.id).update(client_cert_not_after=timezone.now() + dt.timedelta(days=9))
+
+    # renewed, but the daemon did not answer the probe made with the new keypair: the old one stays valid
+    counts = docker_probe_round(probe=_down)
+    assert counts["client_renewed"] == 1 and counts["client_revoked"] == 0
+    new_serial = DockerHost.objects.get().client_cert_serial
+    assert _client_serials(connected.id) == {old_serial: False, new_serial: False}
+
+    # the daemon answers to the new keypair: the replaced one is revoked (CA's CRL and record), with its event
+    probed_with = []
+    counts = docker_probe_round(probe=lambda h: probed_with.append(h.client_cert_serial) or "20.10.24")
+    assert probed_with == [new_serial] and counts["client_revoked"] == 1
+    assert _client_serials(connected.id) == {old_serial: True, new_serial: False}
+    assert _in_crl(old_serial) and not _in_crl(new_serial)
+    revoked = Event.objects.filter(kind=pki_kinds.CERTIFICATE_REVOKED, data__serial=old_serial)
+    assert revoked.count() == 1
+    # and only once
+    assert docker_probe_round(probe=_up)["client_revoked"] == 0
+    assert revoked.count() == 1
+
+
+def test_a_probe_made_with_a_keypair_renewed_since_revokes_nothing(connected):
+    """The keypair changed between the probe and the revocation: the probe proved the old one, not the new."""
+    old_serial = connected.client_cert_serial
+    from apps.docker_hosts.services.client_keypair import CLIENT_KEYPAIR_FIELDS, client_keypair_issue
+    from apps.docker_hosts.services.host_state import save_fields
+    from apps.docker_hosts.services.probe import revoke_replaced_client_certificates
+    from powernode.actors import Actor
+
+    with transaction.atomic():
+        host = DockerHost.objects.select_for_update().get()
+        client_keypair_issue(host=host, actor=Actor(label="test"))
+        save_fields(host, *CLIENT_KEYPAIR_FIELDS)
+    result = ProbeResult(connected.id, DockerHost.Status.CONNECTED, True, "20.10.24", old_serial)
+    assert revoke_replaced_client_certificates([result]) == []
+    assert not any(_client_serials(connected.id).values())

@@ -26,6 +26,8 @@ from apps.docker_hosts.selectors import host_client_tls
 from apps.docker_hosts.services.client_keypair import client_keypair_renew_due
 from apps.docker_hosts.services.host_state import save_fields
 from apps.events.services import event_record
+from apps.pki.models import IssuedCertificate
+from apps.pki.services import ca_revoke_replaced_certificates, unrevoked_replaced_certificates
 from powernode.actors import Actor
 from powernode.errors import ApplicationError, DockerDaemonError
 
@@ -61,16 +63,19 @@ class ProbeResult:
     probed_status: str
     ok: bool
     detail: str  # the version when ok, else the error
+    client_serial: str = ""  # the platform client certificate the probe connected with
 
 
 def _attempt(host: DockerHost, probe: Callable[[DockerHost], str]) -> ProbeResult:
     try:
-        return ProbeResult(host.id, host.status, True, probe(host))
+        return ProbeResult(host.id, host.status, True, probe(host), host.client_cert_serial)
     except ApplicationError as exc:
-        return ProbeResult(host.id, host.status, False, exc.message[:MAX_ERROR_CHARS])
+        return ProbeResult(host.id, host.status, False, exc.message[:MAX_ERROR_CHARS], host.client_cert_serial)
     except Exception as exc:  # a probe must never take the round down
         log.exception("docker probe of %s crashed", host.id)
-        return ProbeResult(host.id, host.status, False, f"probe crashed: {exc}"[:MAX_ERROR_CHARS])
+        return ProbeResult(
+            host.id, host.status, False, f"probe crashed: {exc}"[:MAX_ERROR_CHARS], host.client_cert_serial
+        )
 
 
 @transaction.atomic
@@ -113,6 +118,29 @@ def docker_host_probe_result(result: ProbeResult, *, actor: Actor = PROBE_ACTOR)
     return None
 
 
+def revoke_replaced_client_certificates(results: list[ProbeResult], *, actor: Actor = PROBE_ACTOR) -> list[str]:
+    """Revoke the platform client certificates that a renewal replaced, once the new keypair is in use: the
+    probe reached the daemon with it. One query finds them for the whole round (usually none); each host is
+    then rechecked under its row lock (its keypair must still be the one the probe used). Returns the serials.
+    """
+    proven = {r.host_id: r.client_serial for r in results if r.ok and r.client_serial}
+    replaced = unrevoked_replaced_certificates(kind=IssuedCertificate.Kind.PLATFORM_CLIENT, current=proven)
+    revoked: list[str] = []
+    for host_id in replaced:
+        with transaction.atomic():
+            host = DockerHost.objects.select_for_update().filter(pk=host_id).only("client_cert_serial").first()
+            if host is None or host.client_cert_serial != proven[host_id]:
+                continue  # renewed again since the probe: the next round decides
+            revoked += ca_revoke_replaced_certificates(
+                host_id=host_id,
+                kind=IssuedCertificate.Kind.PLATFORM_CLIENT,
+                current_serial=host.client_cert_serial,
+                reason="replaced by a renewed platform client keypair",
+                actor=actor,
+            )
+    return revoked
+
+
 def forget_pooled_connections(host_id: str) -> None:
     """After commit, drop the host's cached engine: its pooled keep-alive connections went to a daemon that
     stopped (or restarted), and the first call through them would fail with "connection aborted"."""
@@ -123,15 +151,17 @@ def docker_probe_round(
     *, probe: Callable[[DockerHost], str] = probe_host_daemon, concurrency: int | None = None
 ) -> dict[str, int]:
     """Renew the platform's client keypairs at two thirds of their life, then probe every connected or
-    unreachable host once and write the transitions. Returns counts."""
+    unreachable host once (with its current keypair) and write the transitions; revoke the client keypairs
+    that a renewal replaced on the hosts that answered to the new one. Returns counts."""
     renewed = client_keypair_renew_due(actor=PROBE_ACTOR)
     hosts = list(
         DockerHost.objects.filter(status__in=(DockerHost.Status.CONNECTED, DockerHost.Status.UNREACHABLE)).only(
-            "id", "status", "api_endpoint", "node_instance_id", "client_cert_pem", "client_key_encrypted",
-            "client_chain_pem",
+            "id", "status", "api_endpoint", "node_instance_id", "client_cert_serial", "client_cert_pem",
+            "client_key_encrypted", "client_chain_pem",
         )
     )
-    counts = {"probed": len(hosts), "answered": 0, "unreachable": 0, "recovered": 0, "client_renewed": len(renewed)}
+    counts = {"probed": len(hosts), "answered": 0, "unreachable": 0, "recovered": 0, "client_renewed": len(renewed),
+              "client_revoked": 0}
     if not hosts:
         return counts
     workers = max(1, min(concurrency or settings.POWERNODE_DOCKER_PROBE_CONCURRENCY, len(hosts)))
@@ -146,6 +176,7 @@ def docker_probe_round(
         elif changed == DockerHost.Status.CONNECTED:
             counts["recovered"] += 1
             log.warning("docker probe: host %s recovered (engine %s)", result.host_id, result.detail)
+    counts["client_revoked"] = len(revoke_replaced_client_certificates(results))
     return counts
 
 
