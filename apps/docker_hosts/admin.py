@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.docker_hosts.admin_pages import DockerHostPagesMixin, cert_expiry_html
-from apps.docker_hosts.models import DockerHost
+from apps.docker_hosts.models import DockerHost, RegistryCredential
 from apps.sdwan.selectors import tunnel_annotations, tunnel_for, tunnel_state
 from powernode.admin_kit import ChangedThroughActions
 
@@ -64,3 +64,14 @@ class DockerHostAdmin(ChangedThroughActions, DockerHostPagesMixin, admin.ModelAd
     # no add, change or delete (ChangedThroughActions): hosts are made by the handshake only, and
     # decommission (which revokes the certificates) replaces deletion
     # decommission (the action with its confirmation page) comes from DockerHostPagesMixin
+
+
+@admin.register(RegistryCredential)
+class RegistryCredentialAdmin(ChangedThroughActions, admin.ModelAdmin):
+    """Registry logins (``docker_set_registry_credentials``): registry and username, never the password (not
+    even encrypted: the field is left out of every page)."""
+
+    list_display = ["registry", "username", "updated_at", "created_at"]
+    search_fields = ["registry", "username"]
+    exclude = ["password_encrypted"]
+    readonly_fields = ["registry", "username", "created_at", "updated_at"]
