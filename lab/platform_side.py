@@ -135,20 +135,60 @@ def platform_client(*, host_id: str) -> dict[str, Any]:
     }
 
 
+def admin_pages(*, host_id: str) -> dict[str, Any]:
+    """The admin pages an operator opens around a host, fetched by a logged-in superuser (Django's test client
+    on the lab's database): the host page, the registry credentials' list and pages, the events list.
+    ``{path: {"status", "html"}}``: the lab greps them for secrets."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from apps.docker_hosts.models import RegistryCredential
+
+    user, _ = get_user_model().objects.get_or_create(
+        username="lab-admin", defaults={"is_staff": True, "is_superuser": True}
+    )
+    client = Client()
+    client.force_login(user)
+    paths = [
+        f"/admin/docker_hosts/dockerhost/{host_id}/change/",
+        "/admin/docker_hosts/registrycredential/",
+        *(f"/admin/docker_hosts/registrycredential/{pk}/change/"
+          for pk in RegistryCredential.objects.values_list("pk", flat=True)),
+        "/admin/events/event/",
+    ]
+    pages = {}
+    for path in paths:
+        response = client.get(path, SERVER_NAME="localhost")
+        pages[path] = {"status": response.status_code, "html": response.content.decode(errors="replace")}
+    return {"pages": pages}
+
+
+def all_events() -> dict[str, Any]:
+    """Every event row (kind and data) as stored."""
+    from apps.events.models import Event
+
+    return {"events": [{"kind": kind, "data": data} for kind, data in Event.objects.values_list("kind", "data")]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.platform_side", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_setup = sub.add_parser("setup")
     p_setup.add_argument("--registry-name", required=True)
     p_setup.add_argument("--registry-address", required=True)
-    for name in ("host-certificates", "platform-client"):
+    for name in ("host-certificates", "platform-client", "admin-pages"):
         sub.add_parser(name).add_argument("--host-id", required=True)
+    sub.add_parser("events")
     args = parser.parse_args(argv)
     _django()
     if args.command == "setup":
         result = setup(registry_name=args.registry_name, registry_address=args.registry_address)
     elif args.command == "host-certificates":
         result = host_certificates(host_id=args.host_id)
+    elif args.command == "admin-pages":
+        result = admin_pages(host_id=args.host_id)
+    elif args.command == "events":
+        result = all_events()
     else:
         result = platform_client(host_id=args.host_id)
     json.dump(result, sys.stdout)

@@ -24,6 +24,7 @@ TOOLS = {
     "dockerd": "docker.io",
     "docker-registry": "docker-registry",
     "curl": "curl",
+    "htpasswd": "apache2-utils",
     "ss": "iproute2",
 }
 BUSYBOX_STATIC = Path("/bin/busybox")

@@ -26,7 +26,7 @@ from lab.image import build_and_push
 from lab.netns import Netns, add_route, check_ifname, connect
 from lab.pki import KeyPair, LabCa
 from lab.proc import LabError, write_private
-from lab.registry import REGISTRY_NAME, LabRegistry
+from lab.registry import PRIVATE_REGISTRY_PORT, REGISTRY_NAME, LabRegistry, bcrypt_htpasswd
 from lab.sandbox import sandbox_argv, write_etc_docker, write_hosts_file
 from lab.teardown import OWNER_FILE, down, lab_dir
 from lab.wireguard import WgInterface, WgKey, render_wg_quick, spoke_up
@@ -66,6 +66,7 @@ class Lab:
         self.spokes: dict[tuple[str, str], WgInterface] = {}
         self.dockerds: dict[str, LabDockerd] = {}
         self.registry: LabRegistry | None = None
+        self.private_registry: LabRegistry | None = None
         self.registry_ca_pem: str | None = None
         self.image_ref: str | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -93,6 +94,8 @@ class Lab:
             _try(lambda name=name: self.stop_process(name), errors)
         for dockerd in list(self.dockerds.values()):
             _try(dockerd.stop, errors)
+        if self.private_registry:
+            _try(self.private_registry.stop, errors)
         if self.registry:
             _try(self.registry.stop, errors)
         for spoke in list(self.spokes.values()):
@@ -195,6 +198,21 @@ class Lab:
         self.registry_ca_pem = ca_pem
         return registry
 
+    def start_private_registry(self, *, username: str, password: str,
+                               port: int = PRIVATE_REGISTRY_PORT) -> LabRegistry:
+        """The registry's private twin: same name, certificate and images (it serves the open registry's
+        storage), on ``port``, with basic auth (``username``/``password``, bcrypt htpasswd). Sandboxes
+        started before it learn to trust it (their private /etc/docker gets its ``certs.d`` entry)."""
+        if not self.registry or not self.registry_ca_pem:
+            raise LabError("start the registry first")
+        private = LabRegistry(self.platform, self.dir / "registry-private", self.service_address,
+                              tls=self.registry.tls, port=port, htpasswd=bcrypt_htpasswd(username, password),
+                              storage=self.registry.storage_dir)
+        self.private_registry = private.start()
+        for etc_docker in self.dir.glob("etc-docker-*"):
+            write_etc_docker(etc_docker, self.registry_cas())  # dockerd reads certs.d at each pull
+        return private
+
     def ns(self, role: str) -> Netns:
         """The namespace of host ``role``; ``platform`` is the platform's."""
         return self.platform if role == "platform" else self.hosts[role].ns
@@ -208,7 +226,10 @@ class Lab:
 
     def registry_cas(self) -> dict[str, str]:
         if self.registry and self.registry_ca_pem:
-            return {self.registry.host: self.registry_ca_pem}
+            cas = {self.registry.host: self.registry_ca_pem}
+            if self.private_registry:
+                cas[self.private_registry.host] = self.registry_ca_pem
+            return cas
         return {}
 
     def dockerd(self, role: str, *, tcp_hosts: Sequence[str] = (), tls: DockerdTls | None = None,

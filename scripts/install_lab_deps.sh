@@ -13,6 +13,7 @@ busybox-static:/bin/busybox
 nftables:/usr/sbin/nft
 iproute2:/usr/sbin/ip
 curl:/usr/bin/curl
+apache2-utils:/usr/bin/htpasswd
 "
 
 if [ "$(id -u)" != 0 ]; then

@@ -12,9 +12,11 @@ import pytest
 
 from apps.docker_hosts.actions.operations import REFUSED_OPTIONS
 from apps.docker_hosts.models import DockerHost, RegistryCredential
+from apps.docker_hosts.services import operations
 from apps.events.models import Event
 from apps.pki.models import IssuedCertificate
 from apps.sdwan.models import SdwanPeer
+from powernode.errors import DockerDaemonError
 from tests.docker_ops.test_docker_ids import HEX64, _refused
 from tests.docker_ops.test_docker_ids import engine as engine  # noqa: F401, PLC0414 - the fixture
 from tests.docker_ops.test_docker_ids import host_id as host_id  # noqa: F401, PLC0414 - the fixture
@@ -235,3 +237,29 @@ def test_system_delete_instance_needs_instance_manage(api_as, docker_fleet):
     )
     assert_error(status, body, 403, "PermissionDenied")
 
+
+
+class _RegistryRefuses:
+    """dockerd's answer when the registry refused the pull's login (what the lab's private registry gives)."""
+
+    def pull_image(self, image: str, *, auth: dict | None = None) -> dict:
+        raise DockerDaemonError(
+            f'the Docker daemon at tcp://[fd00::2]:2376 refused: Head "https://{image}": no basic auth credentials',
+            details={"endpoint": "tcp://[fd00::2]:2376", "daemon_status": 500},
+        )
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_a_pull_refused_for_want_of_a_login_says_how_to_give_one(api, host_id, monkeypatch, stored):  # noqa: F811
+    monkeypatch.setattr(operations, "_engine", lambda host: _RegistryRefuses())
+    if stored:
+        login = {"registry": "registry.lab:5000", "username": "u", "password": PASSWORD}
+        api.ok("docker_set_registry_credentials", login)
+    status, body = api.call("docker_pull_image", {"host_id": host_id, "image": IMAGE})
+    error = assert_error(status, body, 502, "DockerDaemonError")
+    assert "docker_set_registry_credentials" in error["message"]
+    assert ("was refused" in error["message"]) is stored
+    assert error["details"] == {"endpoint": "tcp://[fd00::2]:2376", "daemon_status": 500,
+                                "registry": "registry.lab:5000", "login_sent": stored}
+    assert PASSWORD not in json.dumps(body)
+    assert not Event.objects.filter(kind="system.docker.image.pulled").exists()

@@ -14,7 +14,9 @@ The probe at ``ready`` is on (the shipped default): reaching ``connected`` at al
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import signal
 import threading
 import time
@@ -33,6 +35,7 @@ pytestmark = pytest.mark.lab
 PROBE_INTERVAL_S = 3
 PROBE_TIMEOUT_S = 2
 CERT_MINUTES = 3
+REGISTRY_USER = "lab-puller"
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +196,55 @@ def test_renewal_keeps_the_host_and_its_running_container(day2: Tutorial) -> Non
     started_after, running = container_state(day2, CONTAINER_NAME)
     assert running == "true" and started_after == started_before
     assert day2.curl_container().returncode == 0
+
+
+def test_private_registry_pull_needs_the_stored_login_and_the_password_shows_nowhere(day2: Tutorial) -> None:
+    """The lab registry's private twin (basic auth, bcrypt htpasswd): a pull without a login is refused with the
+    error shape, works after docker_set_registry_credentials, and the password is in no API answer, no event,
+    no log line (platform server, agent, dockerd, registries) and no admin page."""
+    password = f"pw-{secrets.token_urlsafe(18)}"
+    private = day2.lab.start_private_registry(username=REGISTRY_USER, password=password)
+    image = day2.image_ref.replace(day2.lab.registry.host, private.host, 1)
+    assert image != day2.image_ref
+    answers: list[Any] = []
+
+    status, body = day2.platform.call("docker_pull_image", {"host_id": day2.host_id, "image": image})
+    answers.append(body)
+    print(f"pull without a login: {status} {body}")
+    assert status == 502, (status, body)
+    assert set(body) == {"error"} and set(body["error"]) == {"type", "message", "details"}, body
+    assert body["error"]["type"] == "DockerDaemonError" and status == 502
+    assert "docker_set_registry_credentials" in body["error"]["message"]
+    assert body["error"]["details"]["registry"] == private.host and body["error"]["details"]["login_sent"] is False
+
+    status, body = day2.platform.call(
+        "docker_set_registry_credentials", {"registry": private.host, "username": REGISTRY_USER, "password": password}
+    )
+    answers.append(body)
+    assert status == 200, body
+    assert body["registry"] == {"registry": private.host, "username": REGISTRY_USER}
+
+    status, body = day2.platform.call("docker_pull_image", {"host_id": day2.host_id, "image": image})
+    answers.append(body)
+    assert status == 200, body
+    assert image in body["image"]["repo_tags"]
+    pulled = [e for e in day2.docker_events() if e["kind"] == docker_kinds.IMAGE_PULLED and e["data"]["image"] == image]
+    assert pulled and pulled[-1]["data"]["registry_username"] == REGISTRY_USER
+
+    # nowhere: API answers, events as stored, logs, admin pages
+    assert password not in json.dumps(answers)
+    events = day2.platform.side("events")["events"]
+    assert any(e["data"].get("registry") == private.host for e in events)
+    assert password not in json.dumps(events)
+    logs = {str(p): p.read_text(errors="replace") for p in day2.lab.dir.glob("logs/*.log")}
+    logs.update({str(p): p.read_text(errors="replace") for p in day2.lab.dir.rglob("dockerd.log")})
+    logs.update({str(r.log_path): r.log_path.read_text(errors="replace") for r in (day2.lab.registry, private)})
+    assert any("agent" in name for name in logs) and any("server" in name for name in logs), sorted(logs)
+    assert not [name for name, text in logs.items() if password in text]
+    pages = day2.platform.side("admin-pages", "--host-id", day2.host_id)["pages"]
+    credential_pages = [path for path in pages if "/registrycredential/" in path and path.endswith("/change/")]
+    assert credential_pages, sorted(pages)
+    for path, page in pages.items():
+        assert page["status"] == 200, (path, page["status"])
+        assert password not in page["html"], path
+    assert REGISTRY_USER in pages[credential_pages[0]]["html"]

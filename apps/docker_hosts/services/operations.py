@@ -23,7 +23,7 @@ from apps.events.services import event_record
 from powernode import secretbox
 from powernode.actors import Actor
 from powernode.db import fetch
-from powernode.errors import HostNotConnectedError, ValidationError
+from powernode.errors import DockerDaemonError, HostNotConnectedError, ValidationError
 
 _T = TypeVar("_T")
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
@@ -111,10 +111,26 @@ def _record(*, kind: str, host: _Host, actor: Actor, data: dict[str, Any]) -> No
         event_record(kind=kind, actor=actor, instance_id=host.node_instance_id, host_id=host.id, data=data)
 
 
+# what dockerd says when a registry refused the pull's login (none sent, or a wrong one)
+_LOGIN_REFUSED = ("no basic auth credentials", "unauthorized", "authentication required")
+
+
 def docker_image_pull(*, host_id: str, image: str, actor: Actor) -> dict[str, Any]:
     host = _host(host_id)
     auth = registry_auth_for(image)
-    pulled = _call(host, lambda e: e.pull_image(image, auth=auth))
+    try:
+        pulled = _call(host, lambda e: e.pull_image(image, auth=auth))
+    except DockerDaemonError as exc:
+        if not any(text in exc.message.lower() for text in _LOGIN_REFUSED):
+            raise
+        registry = registry_of(image)
+        hint = (
+            f"the login stored for {registry} was refused: store the right one with docker_set_registry_credentials"
+            if auth else f"{registry} wants a login: store it with docker_set_registry_credentials"
+        )
+        raise DockerDaemonError(
+            f"{exc.message} ({hint}).", details={**exc.details, "registry": registry, "login_sent": bool(auth)}
+        ) from exc
     data = {"image": image, "id": pulled["id"]}
     if auth:
         data["registry_username"] = auth["username"]  # who pulled, never the password
