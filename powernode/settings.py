@@ -247,4 +247,10 @@ VAULT_PKI_ROLE = env.str("VAULT_PKI_ROLE", default="node")
 VAULT_PKI_ROOT_MOUNT = env.str("VAULT_PKI_ROOT_MOUNT", default="pki")
 VAULT_KV_MOUNT = env.str("VAULT_KV_MOUNT", default="secret")
 VAULT_TIMEOUT = env.float("VAULT_TIMEOUT", default=10.0)
+# The Vault KV outbox (apps/pki/kv.py): each write is sent after its commit; what is left (Vault was down) is
+# drained by ``manage.py powernode_worker`` every VAULT_OUTBOX_INTERVAL_S, VAULT_OUTBOX_BATCH rows per query,
+# backing off up to POWERNODE_WORKER_MAX_BACKOFF_S while Vault fails.
+VAULT_OUTBOX_INTERVAL_S = env.float("VAULT_OUTBOX_INTERVAL_S", default=5.0)
+VAULT_OUTBOX_BATCH = env.int("VAULT_OUTBOX_BATCH", default=100)
+POWERNODE_WORKER_MAX_BACKOFF_S = env.float("POWERNODE_WORKER_MAX_BACKOFF_S", default=60.0)
 PKI_LOCAL_CA_DIR = Path(env.str("PKI_LOCAL_CA_DIR", default=str(VAR_DIR / "pki")))
