@@ -239,9 +239,16 @@ POWERNODE_ENCRYPTION_KEY = _required_in_production(
 
 FIXTURE_DIRS = [BASE_DIR / "fixtures"]
 
-# Internal CA (apps.pki): Vault/OpenBao when VAULT_ADDR and VAULT_TOKEN are set, else the local CA files.
+# Internal CA (apps.pki): Vault/OpenBao when VAULT_ADDR and a credential are set, else the local CA files.
+# The credential: a static VAULT_TOKEN, or an AppRole (VAULT_ROLE_ID with VAULT_SECRET_ID, or VAULT_SECRET_ID_FILE
+# read at each login) whose token the platform renews before it expires and replaces by a new login when
+# renewal is refused (apps/pki/adapters/vault.py VaultAuth). VAULT_TOKEN wins when both are set.
 VAULT_ADDR = env.str("VAULT_ADDR", default="")
 VAULT_TOKEN = env.str("VAULT_TOKEN", default="")
+VAULT_ROLE_ID = env.str("VAULT_ROLE_ID", default="")
+VAULT_SECRET_ID = env.str("VAULT_SECRET_ID", default="")
+VAULT_SECRET_ID_FILE = env.str("VAULT_SECRET_ID_FILE", default="")
+VAULT_APPROLE_MOUNT = env.str("VAULT_APPROLE_MOUNT", default="approle")
 VAULT_PKI_MOUNT = env.str("VAULT_PKI_MOUNT", default="pki_int")
 VAULT_PKI_ROLE = env.str("VAULT_PKI_ROLE", default="node")
 VAULT_PKI_ROOT_MOUNT = env.str("VAULT_PKI_ROOT_MOUNT", default="pki")

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from apps.pki.adapters.vault import VaultAuth
 from apps.pki.models import VaultKvOutbox
 from powernode import secretbox
 from powernode.db import advisory_lock
@@ -32,17 +34,27 @@ from powernode.jobs import JobRun
 
 log = logging.getLogger(__name__)
 
-NOT_CONFIGURED = "Vault not configured (VAULT_ADDR / VAULT_TOKEN unset): kept in the database only."
+NOT_CONFIGURED = (
+    "Vault not configured (VAULT_ADDR with VAULT_TOKEN or VAULT_ROLE_ID unset): kept in the database only."
+)
 
 
 class VaultKvAdapter:
     """Write and read secrets under ``{mount}/data/{path}``; hvac errors become ``VaultUnavailableError``."""
 
-    def __init__(self, url: str, token: str, *, mount: str = "secret", timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, token: str = "", *, mount: str = "secret", timeout: float = 10.0, auth: VaultAuth | None = None
+    ) -> None:
         session = requests.Session()
         session.trust_env = False  # no proxy or CA-bundle variables for the platform's own Vault
         self.mount = mount
-        self.client = hvac.Client(url=url.rstrip("/"), token=token, timeout=timeout, session=session)
+        self.auth = auth or VaultAuth(url, token=token, timeout=timeout)
+        self._client = hvac.Client(url=url.rstrip("/"), timeout=timeout, session=session)
+
+    @property
+    def client(self) -> hvac.Client:
+        self._client.token = self.auth.token()  # a static token, or the AppRole token (renewed, or a new login)
+        return self._client
 
     def write(self, path: str, data: dict[str, Any]) -> int:
         """Write a new version; return its version number."""
@@ -82,18 +94,61 @@ class VaultKvAdapter:
         return response["data"]["data"]
 
 
-def kv_configured() -> bool:
-    return bool(getattr(settings, "VAULT_ADDR", "") and getattr(settings, "VAULT_TOKEN", ""))
+# -- the platform's Vault credentials ----------------------------------------------------------------------
+_auths: dict[tuple[Any, ...], VaultAuth] = {}
+_auths_lock = threading.Lock()
+
+
+def vault_configured() -> bool:
+    """VAULT_ADDR with a credential: VAULT_TOKEN, or the AppRole's VAULT_ROLE_ID."""
+    return bool(
+        getattr(settings, "VAULT_ADDR", "")
+        and (getattr(settings, "VAULT_TOKEN", "") or getattr(settings, "VAULT_ROLE_ID", ""))
+    )
+
+
+kv_configured = vault_configured  # the KV outbox is on exactly when Vault is
+
+
+def get_vault_auth() -> VaultAuth | None:
+    """The process's one VaultAuth for the configured credentials (its AppRole token is shared by every
+    adapter, so a process logs in once, not per adapter or thread); None when Vault is not configured."""
+    if not vault_configured():
+        return None
+    key = (
+        settings.VAULT_ADDR,
+        getattr(settings, "VAULT_TOKEN", ""),
+        getattr(settings, "VAULT_ROLE_ID", ""),
+        getattr(settings, "VAULT_SECRET_ID", ""),
+        getattr(settings, "VAULT_SECRET_ID_FILE", ""),
+        getattr(settings, "VAULT_APPROLE_MOUNT", "approle"),
+        float(getattr(settings, "VAULT_TIMEOUT", 10)),
+    )
+    with _auths_lock:
+        auth = _auths.get(key)
+        if auth is None:
+            url, token, role_id, secret_id, secret_id_file, mount, timeout = key
+            auth = _auths[key] = VaultAuth(
+                url,
+                token=token,
+                role_id=role_id,
+                secret_id=secret_id,
+                secret_id_file=secret_id_file,
+                mount=mount,
+                timeout=timeout,
+            )
+    return auth
 
 
 def get_kv_adapter() -> VaultKvAdapter | None:
-    if not kv_configured():
+    auth = get_vault_auth()
+    if auth is None:
         return None
     return VaultKvAdapter(
         settings.VAULT_ADDR,
-        settings.VAULT_TOKEN,
         mount=getattr(settings, "VAULT_KV_MOUNT", "secret"),
         timeout=float(getattr(settings, "VAULT_TIMEOUT", 10)),
+        auth=auth,
     )
 
 

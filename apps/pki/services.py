@@ -1,6 +1,7 @@
 """InternalCaService: sign host CSRs, issue client keypairs, revoke, publish and report — through one adapter.
 
-The adapter is ``VaultCaAdapter`` when settings VAULT_ADDR and VAULT_TOKEN are set, else
+The adapter is ``VaultCaAdapter`` when settings VAULT_ADDR and a credential (VAULT_TOKEN, or the AppRole's
+VAULT_ROLE_ID + VAULT_SECRET_ID: apps.pki.kv.get_vault_auth) are set, else
 ``LocalCaAdapter`` on settings PKI_LOCAL_CA_DIR. The CA is called before any row is written, so a CA
 failure (``CaUnavailableError``, 502) leaves nothing behind; callers that wrap these calls in their own
 ``transaction.atomic`` (the handshake) roll back their rows with it.
@@ -25,7 +26,7 @@ from apps.pki import kinds
 from apps.pki.adapters.base import CaAdapter, IssuedKeypair, SignedCertificate, canonical_serial
 from apps.pki.adapters.local import LocalCaAdapter
 from apps.pki.adapters.vault import VaultCaAdapter
-from apps.pki.kv import kv_configured
+from apps.pki.kv import get_vault_auth, kv_configured
 from apps.pki.models import IssuedCertificate, VaultKvOutbox
 from powernode.actors import Actor
 from powernode.errors import NotFound, ValidationError
@@ -92,7 +93,7 @@ class IssuedClientKeypair:
 def _vault_settings() -> dict[str, Any]:
     return {
         "url": getattr(settings, "VAULT_ADDR", ""),
-        "token": getattr(settings, "VAULT_TOKEN", ""),
+        "auth": get_vault_auth(),
         "pki_mount": getattr(settings, "VAULT_PKI_MOUNT", "pki_int"),
         "role": getattr(settings, "VAULT_PKI_ROLE", "node"),
         "root_mount": getattr(settings, "VAULT_PKI_ROOT_MOUNT", "pki"),
@@ -108,7 +109,7 @@ def local_ca_dir() -> Path:
 def get_ca_adapter() -> CaAdapter:
     """The active adapter, cached per configuration so Vault's HTTP keep-alive session is reused."""
     vault = _vault_settings()
-    if vault["url"] and vault["token"]:
+    if vault["auth"] is not None:
         key: tuple[Any, ...] = ("vault", *vault.values())
     else:
         key = ("local", str(local_ca_dir()))
@@ -116,8 +117,7 @@ def get_ca_adapter() -> CaAdapter:
         adapter = _adapters.get(key)
         if adapter is None:
             if key[0] == "vault":
-                url, token = vault.pop("url"), vault.pop("token")
-                adapter = VaultCaAdapter(url, token, **vault)
+                adapter = VaultCaAdapter(vault.pop("url"), **vault)
             else:
                 adapter = LocalCaAdapter(local_ca_dir())
             _adapters[key] = adapter
@@ -393,7 +393,7 @@ def ca_status() -> dict[str, Any]:
     adapter = get_ca_adapter()
     status = adapter.status()
     vault_cfg = _vault_settings()
-    configured = bool(vault_cfg["url"] and vault_cfg["token"])
+    configured = vault_cfg["auth"] is not None
     vault: dict[str, Any] = {
         "configured": configured,
         "reachable": status.reachable if configured else None,
@@ -403,6 +403,7 @@ def ca_status() -> dict[str, Any]:
     if configured:
         vault.update(
             addr=vault_cfg["url"],
+            credential=vault_cfg["auth"].method,  # static | approle
             pki_mount=vault_cfg["pki_mount"],
             role=vault_cfg["role"],
             mounts=status.details.get("mounts", {}),
