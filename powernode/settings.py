@@ -260,4 +260,7 @@ VAULT_TIMEOUT = env.float("VAULT_TIMEOUT", default=10.0)
 VAULT_OUTBOX_INTERVAL_S = env.float("VAULT_OUTBOX_INTERVAL_S", default=5.0)
 VAULT_OUTBOX_BATCH = env.int("VAULT_OUTBOX_BATCH", default=100)
 POWERNODE_WORKER_MAX_BACKOFF_S = env.float("POWERNODE_WORKER_MAX_BACKOFF_S", default=60.0)
+# How many machines run platform processes (servers, workers) on this database. Above 1 the local CA refuses
+# to run (system check pki.E001 and a 502 at first use): its key files live on one machine; use Vault.
+POWERNODE_PLATFORM_HOSTS = env.int("POWERNODE_PLATFORM_HOSTS", default=1)
 PKI_LOCAL_CA_DIR = Path(env.str("PKI_LOCAL_CA_DIR", default=str(VAR_DIR / "pki")))

@@ -8,7 +8,7 @@ class PkiConfig(AppConfig):
     verbose_name = "Internal CA"
 
     def ready(self) -> None:
-        from apps.pki import kinds  # noqa: F401  (declares the event kinds this app records)
+        from apps.pki import checks, kinds  # noqa: F401  (system checks; the event kinds this app records)
         from apps.pki.kv import outbox_job_run
         from powernode import jobs
 

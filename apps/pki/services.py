@@ -23,13 +23,13 @@ from django.utils import timezone
 
 from apps.events.services import event_record
 from apps.pki import kinds
-from apps.pki.adapters.base import CaAdapter, IssuedKeypair, SignedCertificate, canonical_serial
+from apps.pki.adapters.base import CaAdapter, CaStatus, IssuedKeypair, SignedCertificate, canonical_serial
 from apps.pki.adapters.local import LocalCaAdapter
 from apps.pki.adapters.vault import VaultCaAdapter
 from apps.pki.kv import get_vault_auth, kv_configured
 from apps.pki.models import IssuedCertificate, VaultKvOutbox
 from powernode.actors import Actor
-from powernode.errors import NotFound, ValidationError
+from powernode.errors import CaUnavailableError, NotFound, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +106,38 @@ def local_ca_dir() -> Path:
     return Path(configured) if configured else Path(settings.VAR_DIR) / "pki"
 
 
+def platform_hosts() -> int:
+    """settings POWERNODE_PLATFORM_HOSTS: how many machines run platform processes on this database."""
+    return int(getattr(settings, "POWERNODE_PLATFORM_HOSTS", 1) or 1)
+
+
+def local_ca_refusal() -> str:
+    """Why the local CA may not be used here ("" when it may): its key and serial files live on one
+    machine's disk, so with several platform hosts each would sign with a CA of its own."""
+    hosts = platform_hosts()
+    if hosts <= 1 or get_vault_auth() is not None:
+        return ""
+    return (
+        f"The local CA (files in {local_ca_dir()} on this machine) cannot serve POWERNODE_PLATFORM_HOSTS={hosts} "
+        "platform hosts: each host would sign with a CA of its own. Configure Vault/OpenBao (VAULT_ADDR with "
+        "VAULT_ROLE_ID and VAULT_SECRET_ID, or VAULT_TOKEN; docs/runbooks/pki.md), or set "
+        "POWERNODE_PLATFORM_HOSTS=1 when one machine runs the platform."
+    )
+
+
 def get_ca_adapter() -> CaAdapter:
-    """The active adapter, cached per configuration so Vault's HTTP keep-alive session is reused."""
+    """The active adapter, cached per configuration so Vault's HTTP keep-alive session is reused.
+
+    Raises ``CaUnavailableError`` when only the local CA is configured but several platform hosts are.
+    """
     vault = _vault_settings()
     if vault["auth"] is not None:
         key: tuple[Any, ...] = ("vault", *vault.values())
     else:
+        refusal = local_ca_refusal()
+        if refusal:
+            details = {"platform_hosts": platform_hosts(), "ca_adapter": "LocalCaAdapter"}
+            raise CaUnavailableError(refusal, details=details)
         key = ("local", str(local_ca_dir()))
     with _adapters_lock:
         adapter = _adapters.get(key)
@@ -390,8 +416,12 @@ def ca_status() -> dict[str, Any]:
 
     Never raises because the CA or Vault is down: that is reported as ``reachable: false``.
     """
-    adapter = get_ca_adapter()
-    status = adapter.status()
+    try:
+        adapter = get_ca_adapter()
+    except CaUnavailableError as exc:  # the local CA refused (several platform hosts)
+        status = CaStatus(adapter="LocalCaAdapter", reachable=False, details={"error": exc.message})
+    else:
+        status = adapter.status()
     vault_cfg = _vault_settings()
     configured = vault_cfg["auth"] is not None
     vault: dict[str, Any] = {
