@@ -63,11 +63,16 @@ def run_job(job: Job) -> JobRun:
 
 
 def run_forever(
-    selected: tuple[Job, ...], *, stop: threading.Event, max_backoff_s: float, on_run: Callable[[Job, JobRun], None]
+    selected: tuple[Job, ...],
+    *,
+    stop: threading.Event,
+    max_backoff_s: float,
+    on_run: Callable[[Job, JobRun], None],
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Run each job every ``interval_s`` until ``stop`` is set: at once again when a run says ``more``,
     after ``interval * 2**failures`` (capped at ``max_backoff_s``) while its runs fail."""
-    now = time.monotonic()
+    now = clock()
     due = {job.name: now for job in selected}
     failures = dict.fromkeys(due, 0)
     while not stop.is_set():
@@ -76,7 +81,7 @@ def run_forever(
             stop.wait(1.0)
             continue
         job = min(active, key=lambda j: due[j.name])
-        wait = due[job.name] - time.monotonic()
+        wait = due[job.name] - clock()
         if wait > 0:
             stop.wait(min(wait, 1.0))  # re-read intervals at least every second
             continue
@@ -91,4 +96,4 @@ def run_forever(
         else:
             failures[job.name] = 0
             delay = 0.0 if result.more else interval
-        due[job.name] = time.monotonic() + delay
+        due[job.name] = clock() + delay
