@@ -15,15 +15,24 @@ from datetime import timedelta
 from pathlib import Path
 
 import hvac
+import psycopg
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.pki.kv import (
+    DRAIN_LOCK_KEY,
+    PATH_LOCK_CLASS,
+    VaultKvAdapter,
+    kv_write_after_commit,
+    outbox_job_run,
+    vault_sync_pending,
+)
 from apps.pki.models import VaultKvOutbox
 from powernode import secretbox
 from tests.needs import need_postgres
-from tests.openbao import OpenBaoServer
+from tests.openbao import OpenBaoServer, point_settings_at
 
 pytestmark = [pytest.mark.postgres, pytest.mark.vault, pytest.mark.django_db(transaction=True)]
 
@@ -185,3 +194,32 @@ def test_vault_down_mid_drain_loses_nothing_and_is_retried(
         # again (at least once: an identical version)
         assert sorted(set(seen), key=int) == ["1", "2", "3", "4", "5"], (path, seen)
         assert seen == sorted(seen, key=int), (path, seen)
+
+
+def _other_session():  # noqa: ANN202 - a psycopg connection of another "process"
+    s = connection.settings_dict
+    return psycopg.connect(
+        host=s["HOST"], port=s["PORT"], user=s["USER"], password=s["PASSWORD"], dbname=s["NAME"], autocommit=True
+    )
+
+
+def test_a_path_being_sent_elsewhere_is_left_alone_and_one_drainer_runs(
+    settings, openbao: OpenBaoServer
+) -> None:  # noqa: ANN001
+    need_postgres()
+    point_settings_at(settings, openbao)
+    path = f"powernode/test-locks-{uuid.uuid4().hex[:8]}/host"
+    with _other_session() as other:
+        other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [PATH_LOCK_CLASS, path])
+        with transaction.atomic():
+            row = kv_write_after_commit(path=path, data={"v": "1"})
+        row.refresh_from_db()
+        assert row.status == VaultKvOutbox.Status.PENDING and row.attempts == 0  # another sender has the path
+        assert vault_sync_pending().written == 0  # nor does a drain send it meanwhile
+
+        other.execute("SELECT pg_advisory_lock(%s)", [DRAIN_LOCK_KEY])
+        assert outbox_job_run().skipped  # another drainer runs
+        other.execute("SELECT pg_advisory_unlock_all()")
+    run = outbox_job_run()
+    assert not run.skipped and run.counts == {"written": 1, "failed": 0, "pending": 0}
+    assert VaultKvAdapter(openbao.url, openbao.token).read(path) == {"v": "1"}
