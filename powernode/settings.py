@@ -209,9 +209,9 @@ POWERNODE_WANTS_CERT_WINDOW_S = env.int("POWERNODE_WANTS_CERT_WINDOW_S", default
 
 # Docker hosts: the platform's probe of each daemon (docs/CONTAINER_RUNTIMES.md "Probe"). ``ready`` promotes only
 # after the platform read the daemon's version over mTLS (POWERNODE_DOCKER_READY_PROBE, on unless a test suite
-# without daemons turns it off); every platform process started by uvicorn runs the periodic probe in a
-# background thread every POWERNODE_DOCKER_PROBE_INTERVAL_S (0: not in this process; run
-# ``manage.py docker_probe`` as a service instead). On PostgreSQL an advisory lock lets one process probe at a time.
+# without daemons turns it off); every platform process started by uvicorn, and ``manage.py powernode_worker``,
+# runs the periodic probe every POWERNODE_DOCKER_PROBE_INTERVAL_S (0: not in this process). On PostgreSQL an
+# advisory lock lets one process probe at a time.
 POWERNODE_DOCKER_READY_PROBE = env.bool("POWERNODE_DOCKER_READY_PROBE", default=True)
 POWERNODE_DOCKER_PROBE_INTERVAL_S = env.float("POWERNODE_DOCKER_PROBE_INTERVAL_S", default=30)
 POWERNODE_DOCKER_PROBE_TIMEOUT_S = env.float("POWERNODE_DOCKER_PROBE_TIMEOUT_S", default=5)
