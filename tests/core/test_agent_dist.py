@@ -194,3 +194,14 @@ def test_a_deleted_instance_has_no_command(api, fleet):
     api.ok("system_delete_instance", {"id": fleet["instance"]["id"]})
     status, body = api.call("system_agent_install_command", {"id": fleet["instance"]["id"], "platform_url": URL})
     assert status == 404 and body["error"]["type"] == "NotFound"
+
+
+def test_the_command_writes_the_served_wheel(tmp_path, capsys):
+    from django.core.management import call_command
+
+    call_command("agent_wheel", "--out", str(tmp_path / "mirror"))
+    sha, path = capsys.readouterr().out.split()
+    assert Path(path).read_bytes() == agent_dist.agent_wheel().content
+    assert sha == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    checked = subprocess.run(["sha256sum", "-c", "-"], input=f"{sha}  {path}\n", text=True, capture_output=True)
+    assert checked.returncode == 0
