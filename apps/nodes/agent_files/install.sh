@@ -90,15 +90,29 @@ curl -fsSLg $curl_ca -o "$work/$WHEEL" "$url/agent/$WHEEL"
 echo "$WHEEL_SHA256  $work/$WHEEL" | sha256sum -c --quiet - || die "the wheel's sha256 is not $WHEEL_SHA256"
 
 say "installing into $prefix"
-[ -x "$prefix/bin/python" ] || "$python" -m venv --system-site-packages "$prefix"
+upgrade=""
+[ ! -x "$prefix/bin/powernode-agent" ] || upgrade=1
+if [ ! -x "$prefix/bin/python" ]; then
+    # the virtualenv sees the interpreter's packages: its pip when it has one (no ensurepip, seconds faster)
+    # and a cryptography already on the node
+    if "$python" -m pip --version >/dev/null 2>&1; then
+        "$python" -m venv --system-site-packages --without-pip "$prefix"
+    else
+        "$python" -m venv --system-site-packages "$prefix"
+    fi
+fi
+"$prefix/bin/python" -m pip --version >/dev/null 2>&1 || "$prefix/bin/python" -m ensurepip --default-pip >/dev/null
 pip_index=""
 [ -z "$offline" ] || pip_index="--no-index"
-# shellcheck disable=SC2086
-PIP_DISABLE_PIP_VERSION_CHECK=1 "$prefix/bin/python" -m pip install --quiet --no-warn-script-location \
-    --force-reinstall --no-deps $pip_index "$work/$WHEEL"
-# the dependencies (cryptography) separately: present ones are kept, only a missing or too-old one is fetched
-# shellcheck disable=SC2086
-PIP_DISABLE_PIP_VERSION_CHECK=1 "$prefix/bin/python" -m pip install --quiet $pip_index "$work/$WHEEL"
+pip_install() {
+    # shellcheck disable=SC2086 # pip_index is empty or one word
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$prefix/bin/python" -m pip install --quiet --no-warn-script-location \
+        $pip_index "$@"
+}
+# the agent, and its dependencies only when missing or too old (a present cryptography is kept)
+pip_install "$work/$WHEEL"
+# run again on an installed node: replace the agent's files even when the version did not change
+[ -z "$upgrade" ] || pip_install --force-reinstall --no-deps "$work/$WHEEL"
 "$prefix/bin/powernode-agent" --help >/dev/null || die "the installed agent does not start"
 
 say "writing $config_dir"
