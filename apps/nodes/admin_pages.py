@@ -17,7 +17,8 @@ from apps.events.selectors import events_recent
 from apps.nodes.models import NodeInstance
 from apps.nodes.selectors import heartbeat_of
 from powernode import runtimes
-from powernode.admin_kit import run_as_operator
+from powernode.admin_kit import error_text, run_as_operator
+from powernode.errors import ApplicationError
 
 
 def install_panel(request: HttpRequest, instance: NodeInstance) -> dict[str, Any] | None:
@@ -26,7 +27,10 @@ def install_panel(request: HttpRequest, instance: NodeInstance) -> dict[str, Any
     if instance.status == NodeInstance.Status.DELETED or not request.user.has_perm("system.instance_view"):
         return None
     base = settings.POWERNODE_PUBLIC_URL or request.build_absolute_uri("/").rstrip("/")
-    return run_as_operator(request, "system_agent_install_command", {"id": str(instance.id), "platform_url": base})
+    try:
+        return run_as_operator(request, "system_agent_install_command", {"id": str(instance.id), "platform_url": base})
+    except ApplicationError as exc:  # e.g. a POWERNODE_PUBLIC_URL with a path: say so on the page
+        return {"error": error_text(exc)}
 
 
 def runtime_panels(instance: NodeInstance) -> dict[str, Any]:

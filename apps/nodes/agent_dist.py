@@ -129,13 +129,23 @@ def install_script() -> str:
 def platform_ca_pem() -> bytes | None:
     """The PEM bundle that verifies the platform's https certificate, when the deployment names one."""
     name = settings.POWERNODE_AGENT_PLATFORM_CA_FILE
-    return Path(name).read_bytes() if name else None
+    if not name:
+        return None
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"POWERNODE_AGENT_PLATFORM_CA_FILE cannot be read: {exc}") from None
 
 
 def check_platform_url(url: str) -> str:
     """``scheme://host[:port]`` with nothing after it: the base nodes reach the platform at."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        bad = parts.port is not None and not 0 < parts.port  # .port raises on a port that is not a number
+    except ValueError:
+        parts, bad = None, True
+    if bad or parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") \
+            or parts.query or parts.fragment or parts.username or parts.password:
         raise ValidationError(
             f"platform URL {url!r} must be http(s)://HOST[:PORT] with no path or query",
             details={"platform_url": url},

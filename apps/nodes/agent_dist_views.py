@@ -6,6 +6,8 @@ reads a query string, so nothing a node sends in a URL can carry a token into a 
 
 from __future__ import annotations
 
+import base64
+
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.views.decorators.http import require_safe
 
@@ -35,7 +37,7 @@ def wheel(request: HttpRequest, filename: str) -> HttpResponse:
         )
     response = HttpResponse(built.content, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{built.filename}"'
-    response["Digest"] = f"sha-256={built.sha256}"
+    response["Digest"] = "sha-256=" + base64.b64encode(bytes.fromhex(built.sha256)).decode()  # RFC 3230
     return response
 
 

@@ -52,3 +52,10 @@ def test_no_panel_without_instance_view(db, django_user_model, fleet):
     client = Client()
     client.force_login(user)
     assert 'id="pn-agent-install"' not in instance_page(client, fleet["instance"]["id"])
+
+
+def test_a_public_url_the_action_refuses_is_said_on_the_page(root_client, fleet, settings):
+    settings.POWERNODE_PUBLIC_URL = "https://platform.example.net/powernode"
+    page = instance_page(root_client, fleet["instance"]["id"])
+    assert "ValidationError" in panel_field(page, "pn-install-error")
+    assert 'id="pn-install-command"' not in page

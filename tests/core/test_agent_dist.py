@@ -3,6 +3,7 @@ enrollment command in system_provision_instance's answer (the token only there, 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import shutil
@@ -43,7 +44,7 @@ def test_latest_redirects_to_the_wheel_whose_sha256_is_published(client, db):
     digest = hashlib.sha256(download.content).hexdigest()
     sums = client.get("/agent/SHA256SUMS").content.decode()
     assert sums == f"{digest}  {latest['Location'].removeprefix('/agent/')}\n"
-    assert download["Digest"] == f"sha-256={digest}"
+    assert download["Digest"] == "sha-256=" + base64.b64encode(hashlib.sha256(download.content).digest()).decode()
     with zipfile.ZipFile(BytesIO(download.content)) as wheel:
         names = wheel.namelist()
     assert "powernode_agent/cli.py" in names and "powernode_agent/hub/runner.py" in names
@@ -135,7 +136,10 @@ def test_install_command_needs_a_platform_url(api, fleet, settings):
     settings.POWERNODE_PUBLIC_URL = ""
     status, body = api.call("system_agent_install_command", {"id": fleet["instance"]["id"]})
     assert status == 400 and "POWERNODE_PUBLIC_URL" in body["error"]["message"]
-    for bad in ("ftp://platform", "https://platform/sub", "https://platform?x=1", "platform"):
+    for bad in (
+        "ftp://platform", "https://platform/sub", "https://platform?x=1", "platform", "http://[zz", "http://p:x",
+        "https://user:pw@platform",
+    ):
         status, body = api.call("system_agent_install_command", {"id": fleet["instance"]["id"], "platform_url": bad})
         assert status == 400, (bad, body)
         assert body["error"]["type"] == "ValidationError"
