@@ -85,6 +85,16 @@ def test_the_wheel_installs_with_pip_and_its_script_runs(tmp_path):
     )
     assert files.stdout.startswith(str(target))  # the installed copy, not the checkout's
 
+    # the built-in unit, pointed at this install as install.sh points it, passes systemd's own check
+    config = tmp_path / "etc"
+    config.mkdir()
+    (config / "agent.env").write_text("POWERNODE_URL=https://platform.example.net\n")
+    unit = tmp_path / "powernode-agent.service"
+    text = (agent_dist.FILES_DIR / "powernode-agent.service").read_text()
+    unit.write_text(text.replace("/opt/powernode-agent", str(target)).replace("/etc/powernode-agent", str(config)))
+    verified = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stderr
+
 
 def test_another_version_is_a_404_naming_the_one_served(client, db):
     response = client.get("/agent/powernode_agent-0.0.1-py3-none-any.whl")
