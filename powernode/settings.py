@@ -264,3 +264,16 @@ POWERNODE_WORKER_MAX_BACKOFF_S = env.float("POWERNODE_WORKER_MAX_BACKOFF_S", def
 # to run (system check pki.E001 and a 502 at first use): its key files live on one machine; use Vault.
 POWERNODE_PLATFORM_HOSTS = env.int("POWERNODE_PLATFORM_HOSTS", default=1)
 PKI_LOCAL_CA_DIR = Path(env.str("PKI_LOCAL_CA_DIR", default=str(VAR_DIR / "pki")))
+
+# Agent install from the platform (apps.nodes.agent_dist): the wheel is built from this source tree, and the
+# enrollment command shown to operators names POWERNODE_PUBLIC_URL (the URL nodes reach the platform at; the
+# admin falls back to the address the operator's browser used). POWERNODE_AGENT_PLATFORM_CA_FILE: a PEM
+# bundle that verifies the platform's https certificate (a private CA), served at /agent/platform-ca.pem and
+# pinned by its sha256 in the command; empty when the platform's certificate chains to a public CA.
+POWERNODE_PUBLIC_URL = env.str("POWERNODE_PUBLIC_URL", default="").rstrip("/")
+POWERNODE_AGENT_SOURCE_DIR = Path(env.str("POWERNODE_AGENT_SOURCE_DIR", default=str(BASE_DIR / "agent")))
+POWERNODE_AGENT_PLATFORM_CA_FILE = env.str("POWERNODE_AGENT_PLATFORM_CA_FILE", default="")
+# The systemd unit /agent/powernode-agent.service serves: this file when it exists, else a built-in copy.
+POWERNODE_AGENT_UNIT_FILE = Path(
+    env.str("POWERNODE_AGENT_UNIT_FILE", default=str(BASE_DIR / "deploy" / "systemd" / "powernode-agent.service"))
+)
