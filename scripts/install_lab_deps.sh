@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs the lab's system tools from Debian's packages when missing (needs root).
+# Installs the lab's system tools from Debian's packages when missing (needs root); systemd-analyze checks
+# the units of deploy/systemd (tests/deploy/test_systemd_units.py).
 # Safe to run again: only the missing packages are installed, apt-get update runs at most once.
 set -eu
 
@@ -14,6 +15,7 @@ nftables:/usr/sbin/nft
 iproute2:/usr/sbin/ip
 curl:/usr/bin/curl
 apache2-utils:/usr/bin/htpasswd
+systemd:/usr/bin/systemd-analyze
 "
 
 if [ "$(id -u)" != 0 ]; then
