@@ -97,7 +97,7 @@ MIDDLEWARE = [
 # django-axes first: it refuses a locked-out login before the password is even checked
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "powernode.auth_backends.ModelPermissionsBackend",  # Django's ModelBackend, permissions in one query
 ]
 
 ROOT_URLCONF = "powernode.urls"
