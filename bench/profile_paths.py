@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--path", choices=["action", "heartbeat", "bare"], default="action")
     parser.add_argument("--top", type=int, default=35)
+    parser.add_argument("--sync-part", action="store_true", help="profile only what runs in the worker thread")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pn-profile-"))
     own_cluster = not os.environ.get("BENCH_DATABASE_URL")
@@ -106,6 +107,42 @@ def main() -> None:
                 status = await call(application, method, path, body, headers)
                 assert status == 200, status
             return (time.perf_counter() - started) / n * 1000
+
+        if args.sync_part:  # the part that runs in a worker thread (cProfile sees only the thread it runs in)
+            from django.test import RequestFactory
+
+            from apps.system import views
+
+            def one(i: int) -> None:
+                method, path, body, tok = requests[i % len(requests)]
+                request = RequestFactory().generic(
+                    method, path, body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {tok}"
+                )
+                if args.path == "action":
+                    response = views._run_bearer_action(request, path.rsplit("/", 1)[1], tok)
+                else:
+                    from apps.nodes.agent_views import _heartbeat_step
+
+                    _heartbeat_step(request, None)
+                    response = None
+                assert response is None or response.status_code == 200
+                connections.close_all()  # what db_call does after each call (the pool takes it back)
+
+            for i in range(200):
+                one(i)
+            started = time.perf_counter()
+            for i in range(args.requests):
+                one(i)
+            print(f"{args.path} (worker-thread part): {(time.perf_counter() - started) / args.requests * 1000:.3f} ms")
+            profile = cProfile.Profile()
+            profile.enable()
+            for i in range(args.requests):
+                one(i)
+            profile.disable()
+            stats = pstats.Stats(profile)
+            stats.sort_stats("cumulative").print_stats(args.top)
+            stats.sort_stats("tottime").print_stats(args.top)
+            return
 
         async def both() -> None:
             await run(200)  # warm-up
