@@ -12,7 +12,6 @@ from rest_framework.request import Request
 
 from apps.system.models import OperatorToken
 from powernode import tokens
-from powernode.auth_backends import holds_permission, remember_permission
 from powernode.errors import NotAuthenticated
 from powernode.throttling import FailedAuthThrottle
 
@@ -27,19 +26,12 @@ def bearer_token(request: Request) -> str | None:
     return value.strip()
 
 
-def operator_for_token(token: str, *, permission: str | None = None):  # noqa: ANN201 - returns the user model
-    """The active user a valid operator token belongs to, or NotAuthenticated.
-
-    With ``permission`` (``system.docker_view``), whether the user holds it is read in the same query and
-    kept on this user object (``powernode.auth_backends``): the request's permission check costs no query.
-    """
+def operator_for_token(token: str):  # noqa: ANN201 - returns the user model
+    """The active user a valid operator token belongs to, or NotAuthenticated."""
     prefix = tokens.parse_token(token, tokens.OPERATOR)
     row = None
     if prefix:
-        rows = OperatorToken.objects.select_related("user").filter(prefix=prefix, revoked_at=None)
-        if permission is not None:
-            rows = rows.annotate(**holds_permission(permission))
-        row = rows.first()
+        row = OperatorToken.objects.select_related("user").filter(prefix=prefix, revoked_at=None).first()
     if row is None or not tokens.token_matches(token, row.token_hash) or not row.user.is_active:
         raise NotAuthenticated("The operator token is not valid (unknown, revoked, or its user is inactive).")
     now = timezone.now()
@@ -49,18 +41,16 @@ def operator_for_token(token: str, *, permission: str | None = None):  # noqa: A
         )
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         OperatorToken.objects.filter(pk=row.pk).update(last_used_at=now)
-    if permission is not None:
-        remember_permission(row.user, permission, row.own_permission or row.group_permission)
     return row.user
 
 
-def operator_for_request(request, token: str, *, permission: str | None = None):  # noqa: ANN001, ANN201
-    """The operator (the user model) of ``token`` sent by ``request``'s client (a DRF or Django request):
-    refused at once (429) while that address is throttled, and a failure (401) counts against it."""
+def operator_for_request(request, token: str):  # noqa: ANN001, ANN201 - a DRF or Django request; the user model
+    """The operator of ``token`` sent by ``request``'s client: refused at once (429) while that address is
+    throttled, and a failure (401) counts against it."""
     throttle = FailedAuthThrottle()
     throttle.refuse_if_throttled(request)
     try:
-        return operator_for_token(token, permission=permission)
+        return operator_for_token(token)
     except NotAuthenticated:
         throttle.record_failure(request)
         raise
