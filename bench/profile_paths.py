@@ -73,13 +73,13 @@ def main() -> None:
     )  # fmt: skip
     try:
         setup_postgres_django("powernode_profile")
+        from bench_handshake import make_fleet
         from django.contrib.auth import get_user_model
         from django.contrib.auth.models import Group
         from django.core.management import call_command
         from django.db import connections
 
         from apps.system.services import PLATFORM_ADMINS, operator_token_create, platform_admins_group_ensure
-        from bench_handshake import make_fleet
 
         call_command("loaddata", "default_catalog", verbosity=0)
         platform_admins_group_ensure()
