@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -167,7 +168,8 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def heartbeats(port: int, tokens: list[str], seconds: float, concurrency: int) -> dict:
-    wg_keys = [base64.b64encode(secrets.token_bytes(32)).decode() for _ in tokens]
+    # one key per agent for the whole run (a new key on every run would be a key rotation, not a heartbeat)
+    wg_keys = [base64.b64encode(hashlib.sha256(t.encode()).digest()).decode() for t in tokens]
     bodies = [
         json.dumps(
             {
@@ -266,7 +268,7 @@ def main() -> None:
         # Our own throwaway cluster (scripts/pg.sh, its state under work/pg), not the one other tests and
         # benchmarks share; it is stopped and removed again at the end.
         os.environ["BENCH_PG_VAR_DIR"] = str(work)
-        os.environ["PG_PORT"] = "54351"
+        os.environ["PG_PORT"] = str(served.free_port())  # a port nobody else uses right now
     try:
         run(work)
     finally:

@@ -99,7 +99,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="pn-bench-server-"))
     if own_cluster:
         os.environ["BENCH_PG_VAR_DIR"] = str(work)
-        os.environ["PG_PORT"] = "54415"
+        os.environ["PG_PORT"] = str(served.free_port())  # a port nobody else uses right now
     try:
         run(args, work)
     finally:

@@ -68,7 +68,7 @@ def main() -> None:
     os.environ.update(
         POWERNODE_VAR_DIR=str(work), DJANGO_DEBUG="false", DJANGO_SECRET_KEY=secrets.token_urlsafe(40),
         POWERNODE_ENCRYPTION_KEY=Fernet.generate_key().decode(), VAULT_ADDR="", VAULT_TOKEN="",
-        POWERNODE_LOG_LEVEL="ERROR", DJANGO_ALLOWED_HOSTS="127.0.0.1", DJANGO_SETTINGS_MODULE="bench_settings",
+        POWERNODE_LOG_LEVEL="ERROR", DJANGO_ALLOWED_HOSTS="127.0.0.1", DJANGO_SETTINGS_MODULE="yardstick_settings",
         POWERNODE_DOCKER_PROBE_INTERVAL_S="0",
     )  # fmt: skip
     try:

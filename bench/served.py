@@ -1,7 +1,7 @@
 """The shipped server for benchmarks: ``scripts/serve.sh`` (what ``make run``, the lab and production run),
 started on a free loopback port with the benchmark's environment, and stopped again.
 
-``bare=True`` serves ``bench_settings`` instead of ``powernode.settings``: the same settings, middleware and
+``bare=True`` serves ``yardstick_settings`` instead of ``powernode.settings``: the same settings, middleware and
 routes plus ``/bench/bare`` (a bare Django JSON view, sync) and ``/bench/bare-async``, the yardsticks the
 benchmarks compare the platform's own endpoints with.
 """
@@ -37,7 +37,7 @@ def start(
     if workers is not None:
         environ["POWERNODE_WORKERS"] = str(workers)
     if bare:
-        environ["DJANGO_SETTINGS_MODULE"] = "bench_settings"
+        environ["DJANGO_SETTINGS_MODULE"] = "yardstick_settings"
         environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH_DIR), environ.get("PYTHONPATH")]))
     environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
     proc = subprocess.Popen(
