@@ -65,6 +65,8 @@ class LabPlatform:
     heartbeat_interval_s: int = 60  # the product default: the agent watches, so changes still arrive at once
     # settings of this lab's platform beyond the defaults (a test's short probe interval, certificate minutes)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # the server's access log in server.log (every request line): the tutorial lab checks no token is in a URL
+    access_log: bool = False
     token: str = ""
     operator: str = ""
     _session: requests.Session | None = field(default=None, init=False, repr=False)
@@ -75,7 +77,9 @@ class LabPlatform:
 
     @property
     def env(self) -> dict[str, str]:
-        return platform_env(self.var_dir, heartbeat_interval_s=self.heartbeat_interval_s, extra=self.extra_env)
+        # the URL nodes reach the platform at: system_provision_instance's enrollment command names it
+        extra = {"POWERNODE_PUBLIC_URL": self.url, **self.extra_env}
+        return platform_env(self.var_dir, heartbeat_interval_s=self.heartbeat_interval_s, extra=extra)
 
     @property
     def address(self) -> str:
@@ -134,7 +138,8 @@ class LabPlatform:
             "POWERNODE_WORKERS": "1",
             "POWERNODE_PYTHON": sys.executable,
         }
-        argv = ["env", *unset, str(BASE_DIR / "scripts" / "serve.sh"), "--log-level", "warning"]
+        logging = ["--log-level", "info", "--access-logfile", "-"] if self.access_log else ["--log-level", "warning"]
+        argv = ["env", *unset, str(BASE_DIR / "scripts" / "serve.sh"), *logging]
         return self.lab.spawn("platform", "server", argv, env=env, sandbox=False, cwd=BASE_DIR)
 
     def wait_server(self, *, timeout: float = 60) -> None:

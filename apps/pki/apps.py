@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class PkiConfig(AppConfig):
@@ -7,4 +8,14 @@ class PkiConfig(AppConfig):
     verbose_name = "Internal CA"
 
     def ready(self) -> None:
-        from apps.pki import kinds  # noqa: F401  (declares the event kinds this app records)
+        from apps.pki import checks, kinds  # noqa: F401  (system checks; the event kinds this app records)
+        from apps.pki.kv import outbox_job_run
+        from powernode import jobs
+
+        jobs.register(
+            jobs.Job(
+                name="vault_outbox",
+                run=outbox_job_run,
+                interval_s=lambda: float(settings.VAULT_OUTBOX_INTERVAL_S),
+            )
+        )

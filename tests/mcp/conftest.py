@@ -98,16 +98,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def mcp_http(mcp_platform: Platform) -> Iterator[str]:
-    """The shipped server (scripts/serve.sh) serving the composed ASGI app on a free loopback port with two
-    worker processes (an MCP client's requests land on either: /mcp keeps no session); yields the base URL."""
+@contextlib.contextmanager
+def uvicorn_server(platform: Platform, name: str = "server") -> Iterator[str]:
+    """One platform server process (the shipped scripts/serve.sh, one worker) on a free loopback port;
+    yields its URL."""
     port = _free_port()
-    log_path = mcp_platform.var_dir / "server.log"
+    log_path = platform.var_dir / f"{name}.log"
     env = {
-        **mcp_platform.env,
+        **platform.env,
         "POWERNODE_BIND": f"127.0.0.1:{port}",
-        "POWERNODE_WORKERS": "2",
+        "POWERNODE_WORKERS": "1",
         "POWERNODE_PYTHON": sys.executable,
     }
     with open(log_path, "wb") as log:
@@ -129,6 +129,13 @@ def mcp_http(mcp_platform: Platform) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def mcp_http(mcp_platform: Platform) -> Iterator[str]:
+    """scripts/serve.sh serving the composed ASGI app on a free loopback port; yields the base URL."""
+    with uvicorn_server(mcp_platform) as base:
+        yield base
 
 
 def _wait_until_up(proc: subprocess.Popen, base: str, log_path: Path) -> None:
