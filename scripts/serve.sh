@@ -7,15 +7,17 @@
 #   POWERNODE_WORKERS  worker processes (default: one per core on PostgreSQL; 1 on SQLite, where a held
 #                      heartbeat is woken only by commits of its own process: powernode/watch.py)
 #   POWERNODE_PYTHON   the interpreter with the platform installed (default: the checkout's .venv)
-# Further arguments go to gunicorn as they are (e.g. --log-level warning).
+# Each is read from the environment, else from .env. Further arguments go to gunicorn as they are
+# (e.g. --log-level warning).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIND=${POWERNODE_BIND:-127.0.0.1:8000}
-if [ -n "${POWERNODE_WORKERS:-}" ]; then
-  WORKERS=$POWERNODE_WORKERS
-else
-  # the database the settings will use: DATABASE_URL from the environment, else from .env (as settings.py)
-  url=${DATABASE_URL:-$(sed -n 's/^DATABASE_URL=//p' .env 2>/dev/null | tail -n 1)}
+# a variable from the environment, else from .env (the environment wins, as in settings.py)
+setting() { if [ -n "${!1:-}" ]; then echo "${!1}"; elif [ -f .env ]; then sed -n "s/^$1=//p" .env | tail -n 1; fi; }
+BIND=$(setting POWERNODE_BIND)
+BIND=${BIND:-127.0.0.1:8000}
+WORKERS=$(setting POWERNODE_WORKERS)
+if [ -z "$WORKERS" ]; then
+  url=$(setting DATABASE_URL)  # the database the settings will use
   case "$url" in
     postgres*|pgsql*) WORKERS=$(nproc) ;;
     *) WORKERS=1 ;;
