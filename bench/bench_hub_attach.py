@@ -1,5 +1,5 @@
 """Peer attach → first packet through the hub (issue 12), on the product: the platform server ``make run``
-starts (uvicorn), ``powernode-agent hub run`` with its defaults, real WireGuard in lab namespaces.
+starts (scripts/serve.sh), ``powernode-agent hub run`` with its defaults, real WireGuard in lab namespaces.
 
 Each round: ``system_sdwan_create_access_grant`` for a new device on network A (the clock starts before the
 call), the device brings its spoke up from the grant's wg-quick config, then connects every 20 ms to a
@@ -65,7 +65,7 @@ def main() -> int:
                 lab.spokes.pop(("dev", "A"), None)
             tutorial.platform.action("system_sdwan_revoke_access_grant", {"grant_id": grant["id"]})
         print(f"peer attach → first packet through the hub, {len(seconds)} rounds "
-              f"(product defaults: hub watch, platform under uvicorn):")
+              f"(product defaults: hub watch, platform under scripts/serve.sh):")
         print(f"  median {statistics.median(seconds):.3f} s, worst {max(seconds):.3f} s, "
               f"best {min(seconds):.3f} s")
     finally:

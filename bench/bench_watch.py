@@ -1,10 +1,11 @@
 """The watch (issue 13): commit → waiting agent answered, across two platform processes on one PostgreSQL.
 
-Starts two uvicorn processes (as ``make run`` does) on a fresh database, N agents (asyncio + httpx) each
-holding a watch heartbeat, spread over both processes; then commits ``--changes`` desired-state changes
-through the service layer in this process (assign / unassign a module to one agent's template, round
-robin) and measures, per change, commit returned → that agent's held heartbeat answered. Prints p50/p99
-(goal p99 ≤ 200 ms), the cost of desired_version, and how many agents one template's change wakes.
+Starts two platform processes (``scripts/serve.sh``, one worker each) on a fresh database, N agents
+(asyncio + httpx) each holding a watch heartbeat, spread over both processes; then commits ``--changes``
+desired-state changes through the service layer in this process (assign / unassign a module to one
+agent's template, round robin) and measures, per change, commit returned → that agent's held heartbeat
+answered. Prints p50/p99 (goal p99 ≤ 200 ms), the cost of desired_version, and how many agents one
+template's change wakes.
 
     PG_PORT=54420 scripts/pg.sh start            # prints a DATABASE_URL
     BENCH_DATABASE_URL=<that url> .venv/bin/python bench/bench_watch.py [--agents 200] [--changes 1000]
@@ -14,39 +15,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import served  # noqa: E402
 from django_bench import ROOT, setup_postgres_django  # noqa: E402
 
 WAIT_S = 50
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_servers(count: int) -> tuple[list[subprocess.Popen], list[str]]:
-    env = {**os.environ, "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", "POWERNODE_LOG_LEVEL": "ERROR"}
+def start_servers(count: int, log_dir: Path) -> tuple[list[subprocess.Popen], list[str]]:
+    """``count`` platform processes, each the shipped server (scripts/serve.sh) with one worker."""
+    env = {"POWERNODE_LOG_LEVEL": "ERROR"}
     procs, urls = [], []
-    for _ in range(count):
-        port = free_port()
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "powernode.asgi:application", "--port", str(port),
-                 "--log-level", "warning", "--no-access-log"],
-                cwd=ROOT, env=env,
-            )  # fmt: skip
-        )
+    for i in range(count):
+        proc, port = served.start(log=log_dir / f"server-{i}.log", env=env, workers=1, bare=False)
+        procs.append(proc)
         urls.append(f"http://127.0.0.1:{port}")
     return procs, urls
 
@@ -130,7 +120,8 @@ async def main(args: argparse.Namespace) -> None:
     from powernode.actors import Actor
 
     rows, module = await sync_to_async(seed)(args.agents, args.per_template)
-    procs, urls = start_servers(2)
+    log_dir = Path(tempfile.mkdtemp(prefix="pn-bench-watch-"))
+    procs, urls = start_servers(2, log_dir)
     try:
         await wait_up(urls)
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
@@ -172,15 +163,13 @@ async def main(args: argparse.Namespace) -> None:
                 task.cancel()
     finally:
         for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=60)
+            served.stop(proc)
 
     errors = [e for a in agents for e in a.errors]
     if errors:
         print(f"heartbeat errors (retried): {len(errors)}, e.g. {errors[:3]}")
     ms = [1000 * x for x in latencies]
-    print(f"agents waiting: {args.agents} over 2 uvicorn processes; changes committed: {len(ms)}")
+    print(f"agents waiting: {args.agents} over 2 server processes; changes committed: {len(ms)}")
     print(
         f"commit → waiting agent answered: p50 {statistics.median(ms):.1f} ms, p90 {percentile(ms, 0.9):.1f} ms, "
         f"p99 {percentile(ms, 0.99):.1f} ms, max {max(ms):.1f} ms (goal p99 ≤ 200 ms)"

@@ -65,7 +65,7 @@ class LabPlatform:
     heartbeat_interval_s: int = 60  # the product default: the agent watches, so changes still arrive at once
     # settings of this lab's platform beyond the defaults (a test's short probe interval, certificate minutes)
     extra_env: dict[str, str] = field(default_factory=dict)
-    # uvicorn's access log in server.log (every request line): the tutorial lab checks no token is in a URL
+    # the server's access log in server.log (every request line): the tutorial lab checks no token is in a URL
     access_log: bool = False
     token: str = ""
     operator: str = ""
@@ -125,28 +125,21 @@ class LabPlatform:
 
     # --- the server -----------------------------------------------------------------------------------
     def start_server(self) -> subprocess.Popen[bytes]:
-        """uvicorn serving powernode.asgi (REST API, agent endpoints, /mcp) on the service address."""
+        """``scripts/serve.sh`` (the shipped server) serving powernode.asgi (REST API, agent endpoints, /mcp) on
+        the service address; one worker, as on every SQLite platform."""
         env = self.env
         # Lab.spawn merges this process's environment in: drop what would point the server elsewhere.
         unset = [
             f"--unset={k}" for k in sorted(os.environ) if k.startswith(_FOREIGN_ENV_PREFIXES) and k not in env
         ]
-        argv = [
-            "env",
-            *unset,
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "powernode.asgi:application",
-            "--host",
-            self.address,
-            "--port",
-            str(SERVER_PORT),
-            "--workers",
-            "1",
-            *(["--log-level", "info", "--access-log"] if self.access_log else ["--log-level", "warning"]),
-            *([] if self.access_log else ["--no-access-log"]),
-        ]
+        env = {
+            **env,
+            "POWERNODE_BIND": f"[{self.address}]:{SERVER_PORT}",
+            "POWERNODE_WORKERS": "1",
+            "POWERNODE_PYTHON": sys.executable,
+        }
+        logging = ["--log-level", "info", "--access-logfile", "-"] if self.access_log else ["--log-level", "warning"]
+        argv = ["env", *unset, str(BASE_DIR / "scripts" / "serve.sh"), *logging]
         return self.lab.spawn("platform", "server", argv, env=env, sandbox=False, cwd=BASE_DIR)
 
     def wait_server(self, *, timeout: float = 60) -> None:

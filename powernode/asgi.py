@@ -1,4 +1,4 @@
-"""ASGI entry point (``uvicorn powernode.asgi:application``): /mcp is MCP Streamable HTTP, the rest Django.
+"""ASGI entry point (served by ``scripts/serve.sh``): /mcp is MCP Streamable HTTP, the rest Django.
 
 The MCP app needs its lifespan run (it starts the MCP session manager); Django's ASGI handler has none,
 so the ASGI lifespan goes to the MCP app only. Lifespan startup also starts the process's periodic Docker

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzz the whole HTTP API from its OpenAPI schema (schemathesis, check not_a_server_error): a live uvicorn
+# Fuzz the whole HTTP API from its OpenAPI schema (schemathesis, check not_a_server_error): a live scripts/serve.sh
 # on 127.0.0.1 over a fresh SQLite database seeded with the tutorial's fleet, as a Platform admin token.
 #   scripts/schemathesis.sh [extra `st run` options]
 # ST_MAX_EXAMPLES (default 25) bounds the cases per operation (about 2 minutes on 2 cores).
@@ -40,7 +40,8 @@ act("system_sdwan_attach_peer", {"network_id": network["id"], "node_instance_id"
 TOKEN=$($PY manage.py create_operator_token fuzz-admin --name schemathesis)
 
 PORT=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-$PY -m uvicorn powernode.asgi:application --host 127.0.0.1 --port "$PORT" --log-level warning \
+# the shipped server (one worker on SQLite); serve.sh execs gunicorn, so $! is the server itself
+POWERNODE_BIND="127.0.0.1:$PORT" POWERNODE_WORKERS=1 POWERNODE_PYTHON="$PY" scripts/serve.sh --log-level warning \
   >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do  # any HTTP answer (even a 401) means the server is up

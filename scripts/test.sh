@@ -61,7 +61,7 @@ step "pytest on PostgreSQL (all but the lab)" env DATABASE_URL="$PG_URL" .venv/b
   -m "not browser and not lab" --junitxml="$ARTIFACTS/pytest-postgres.xml" tests
 step "API contract tests on SQLite" env -u DATABASE_URL .venv/bin/pytest -p no:cacheprovider -q -m contract tests
 step "agent tests" .venv/bin/pytest -p no:cacheprovider -q agent/tests
-# schemathesis over /api/v1/schema/ against a live uvicorn on a seeded SQLite database (~2 minutes)
+# schemathesis over /api/v1/schema/ against the shipped server (scripts/serve.sh) on a seeded SQLite database (~2 minutes)
 step "API fuzzing (schemathesis, not_a_server_error)" scripts/schemathesis.sh
 
 browser_tests() {  # Debian's Chromium and Playwright (never a browser download), then the admin in a real browser

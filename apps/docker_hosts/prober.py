@@ -1,6 +1,6 @@
 """Where the periodic Docker probe runs (docs/CONTAINER_RUNTIMES.md "Probe").
 
-Every platform server process (``uvicorn powernode.asgi:application``: ``make run``, the lab, production)
+Every platform server process (each ``scripts/serve.sh`` worker: ``make run``, the lab, production)
 starts ``start_background_prober()`` at ASGI lifespan startup: a daemon thread that runs one round every
 POWERNODE_DOCKER_PROBE_INTERVAL_S. On PostgreSQL each round first takes an advisory lock
 (``pg_try_advisory_lock``), so with several processes one probes and the others skip that round; on SQLite

@@ -44,18 +44,24 @@ def operator_for_token(token: str):  # noqa: ANN201 - returns the user model
     return row.user
 
 
+def operator_for_request(request, token: str):  # noqa: ANN001, ANN201 - a DRF or Django request; the user model
+    """The operator of ``token`` sent by ``request``'s client: refused at once (429) while that address is
+    throttled, and a failure (401) counts against it."""
+    throttle = FailedAuthThrottle()
+    throttle.refuse_if_throttled(request)
+    try:
+        return operator_for_token(token)
+    except NotAuthenticated:
+        throttle.record_failure(request)
+        raise
+
+
 class OperatorTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request):  # noqa: ANN201 - DRF signature
         token = bearer_token(request)
         if token is None or token.startswith(f"{tokens.AGENT}_"):
             return None
-        throttle = FailedAuthThrottle()
-        throttle.refuse_if_throttled(request)
-        try:
-            return operator_for_token(token), token
-        except NotAuthenticated:
-            throttle.record_failure(request)
-            raise
+        return operator_for_request(request, token), token
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="powernode"'

@@ -12,7 +12,7 @@ from apps.system import views
 
 urlpatterns = [
     path("actions/", views.ActionListView.as_view(), name="action-list"),
-    path("actions/<str:name>", views.ActionView.as_view(), name="action-run"),
+    path("actions/<str:name>", views.action_endpoint, name="action-run"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

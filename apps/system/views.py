@@ -4,14 +4,25 @@
 pre-filled with an example input, so an operator logged into the admin (session + CSRF) can run it
 there. Running always goes through ``run_action``: the per-action permission, size and schema checks
 are the same for the form, a Bearer client and MCP.
+
+The route serves :func:`action_endpoint`, an async view: a plain JSON POST with an operator Bearer token (what
+API clients send) is checked and run in one trip to the event loop's worker threads, the same checks in the
+same order as ``ActionView`` and the same answer bytes; everything else (GET, the browsable page, a session,
+another content type) is ``ActionView`` itself. Under the ASGI server that saves the thread Django starts
+for every request to a sync view, and DRF's request wrapping, on the path every API client takes
+(docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -21,8 +32,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.system.authentication import operator_for_request
+from apps.system.errors import api_exception_handler
+from powernode import tokens
 from powernode.actors import Actor
+from powernode.db import db_call
 from powernode.errors import ApplicationError, PayloadTooLarge, ValidationError
+from powernode.parsers import JSONParser
 from powernode.registry import MAX_INPUT_BYTES, Action, all_actions, get_action, run_action
 
 ActionDescriptionSerializer = inline_serializer(
@@ -109,11 +125,97 @@ class ActionView(APIView):
     )
     def post(self, request: Request, name: str) -> Response:
         """Run one action with a JSON object body (empty body = {}). See GET /api/v1/actions/ for inputs."""
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > MAX_INPUT_BYTES:
-            raise PayloadTooLarge(f"The body is {length} bytes; the limit is {MAX_INPUT_BYTES}.")
+        check_input_length(request.META)
         # read the raw body first: an empty body means {} (DRF would parse it as an empty dict anyway)
         payload = request.data if request.body.strip() else {}
-        if payload is None:
-            raise ValidationError("The body must be a JSON object (or empty); got null.")
-        return Response(run_action(name=name, actor=Actor.for_user(request.user), payload=payload))
+        return Response(run_action(name=name, actor=Actor.for_user(request.user), payload=checked_payload(payload)))
+
+
+def check_input_length(meta: dict[str, Any]) -> None:
+    length = int(meta.get("CONTENT_LENGTH") or 0)
+    if length > MAX_INPUT_BYTES:
+        raise PayloadTooLarge(f"The body is {length} bytes; the limit is {MAX_INPUT_BYTES}.")
+
+
+def checked_payload(payload: Any) -> Any:
+    if payload is None:
+        raise ValidationError("The body must be a JSON object (or empty); got null.")
+    return payload
+
+
+# -- the served endpoint ---------------------------------------------------------------------------------
+_action_view = ActionView.as_view()
+_JSON = JSONRenderer()
+#: the headers DRF's ActionView answers with (finalize_response: its methods; negotiation: Vary)
+_HEADERS = {"Allow": "GET, POST, HEAD, OPTIONS", "Vary": "Accept"}
+
+
+def _bearer_json_post(request: HttpRequest) -> str | None:
+    """The operator token of a request ActionView would answer in JSON through OperatorTokenAuthentication,
+    or None: then ActionView itself answers (other methods, sessions, agent tokens, a malformed header,
+    ``?format=``, an Accept asking for HTML or an indent, another Content-Type or none, no Content-Length)."""
+    meta = request.META
+    if request.method != "POST" or meta.get("QUERY_STRING"):
+        return None
+    scheme, _, value = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
+    token = value.strip()
+    if scheme.lower() != "bearer" or not token or token.startswith(f"{tokens.AGENT}_"):
+        return None
+    accept = meta.get("HTTP_ACCEPT", "")
+    if accept and ("html" in accept or "indent" in accept or not any(
+        kind in accept for kind in ("*/*", "application/*", "application/json")
+    )):  # fmt: skip
+        return None
+    if _declared_body(meta) and meta.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != "application/json":
+        return None
+    return token
+
+
+def _declared_body(meta: dict[str, Any]) -> bool:
+    """DRF reads a body only when Content-Length says there is one (else request.data is empty)."""
+    return meta.get("CONTENT_LENGTH", "0") not in ("", "0")
+
+
+def _render(data: Any, status: int, headers: Any = ()) -> HttpResponse:
+    response = HttpResponse(_JSON.render(data), status=status, content_type="application/json")
+    for name, value in {**_HEADERS, **dict(headers)}.items():
+        response[name] = value
+    return response
+
+
+def _run_bearer_action(request: HttpRequest, name: str, token: str) -> HttpResponse:
+    """ActionView's POST for a Bearer JSON client, step for step: authenticate (throttle, token), size,
+    parse, run_action (permission, size, schema, handler); refusals in the same error shape."""
+    try:
+        user = operator_for_request(request, token)
+        check_input_length(request.META)
+        body = request.body
+        payload = {}
+        if body.strip() and _declared_body(request.META):
+            context = {"encoding": request.encoding or "utf-8"}
+            payload = JSONParser().parse(io.BytesIO(body), "application/json", context)
+        data = run_action(name=name, actor=Actor.for_user(user), payload=checked_payload(payload))
+    except Exception as exc:  # noqa: BLE001 - refusals become the error shape; anything else goes on up
+        return _render(*_refusal(request, exc))
+    return _render(data, 200)
+
+
+def _refusal(request: HttpRequest, exc: Exception) -> tuple[Any, int, Any]:
+    response = api_exception_handler(exc, {"request": request})
+    if response is None:
+        raise exc
+    # its own headers (WWW-Authenticate, Retry-After); not the placeholder Content-Type of an unrendered Response
+    return response.data, response.status_code, [(k, v) for k, v in response.items() if k.lower() != "content-type"]
+
+
+@csrf_exempt
+async def action_endpoint(request: HttpRequest, name: str) -> HttpResponse:
+    """``/api/v1/actions/<name>``: a Bearer JSON POST runs here, the rest in ActionView (module docstring)."""
+    token = _bearer_json_post(request)
+    if token is None:
+        return await sync_to_async(_action_view)(request, name=name)
+    return await db_call(_run_bearer_action)(request, name, token)
+
+
+action_endpoint.cls = ActionView  # drf-spectacular documents a route by its callback's APIView class
+action_endpoint.initkwargs = {}

@@ -1,7 +1,7 @@
-"""MCP test fixtures: a platform database of the tests' own, the stdio server and uvicorn serving /mcp.
+"""MCP test fixtures: a platform database of the tests' own, the stdio server and scripts/serve.sh serving /mcp.
 
 Why a file database of our own: the servers under test run in subprocesses (``manage.py mcp_server``
-over stdio, ``uvicorn powernode.asgi:application`` over HTTP), and pytest-django's test database is
+over stdio, ``scripts/serve.sh`` over HTTP), and pytest-django's test database is
 private to the pytest process (in-memory SQLite, or a transaction the subprocess cannot see). So the
 MCP tests migrate a SQLite file under a temp dir (POWERNODE_VAR_DIR + DATABASE_URL for every
 subprocess), seed operators in a subprocess, and check results through the MCP tools themselves.
@@ -99,26 +99,22 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def uvicorn_server(platform: Platform, name: str = "uvicorn") -> Iterator[str]:
-    """One platform server process (uvicorn, the composed ASGI app) on a free loopback port; yields its URL."""
+def uvicorn_server(platform: Platform, name: str = "server") -> Iterator[str]:
+    """One platform server process (the shipped scripts/serve.sh, one worker) on a free loopback port;
+    yields its URL."""
     port = _free_port()
     log_path = platform.var_dir / f"{name}.log"
+    env = {
+        **platform.env,
+        "POWERNODE_BIND": f"127.0.0.1:{port}",
+        "POWERNODE_WORKERS": "1",
+        "POWERNODE_PYTHON": sys.executable,
+    }
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "powernode.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
+            [str(BASE_DIR / "scripts" / "serve.sh"), "--log-level", "warning"],
             cwd=BASE_DIR,
-            env=platform.env,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -137,7 +133,7 @@ def uvicorn_server(platform: Platform, name: str = "uvicorn") -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def mcp_http(mcp_platform: Platform) -> Iterator[str]:
-    """uvicorn serving the composed ASGI app on a free loopback port; yields the base URL."""
+    """scripts/serve.sh serving the composed ASGI app on a free loopback port; yields the base URL."""
     with uvicorn_server(mcp_platform) as base:
         yield base
 
@@ -146,13 +142,13 @@ def _wait_until_up(proc: subprocess.Popen, base: str, log_path: Path) -> None:
     deadline = time.monotonic() + STARTUP_DEADLINE_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"uvicorn exited with {proc.returncode}:\n{log_path.read_text()}")
+            pytest.fail(f"the server exited with {proc.returncode}:\n{log_path.read_text()}")
         try:
             httpx2.get(f"{base}/api/v1/actions/", timeout=2)
             return
         except httpx2.TransportError:
             time.sleep(0.2)
-    pytest.fail(f"uvicorn did not answer on {base}:\n{log_path.read_text()}")
+    pytest.fail(f"the server did not answer on {base}:\n{log_path.read_text()}")
 
 
 @dataclass

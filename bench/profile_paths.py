@@ -1,0 +1,174 @@
+"""Where the time of one request goes: cProfile of the action and heartbeat paths, in process, through the
+ASGI application the shipped server runs (powernode.asgi, the same handler, middleware and views; no
+socket). Prints the top functions by cumulative and own time. On PostgreSQL (scripts/pg.sh) with production
+settings, like bench_server.py.
+
+    .venv/bin/python bench/profile_paths.py [--requests 2000] [--path action|heartbeat|bare]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import pstats
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from django_bench import ROOT, setup_postgres_django
+
+
+async def call(app, method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> int:  # noqa: ANN001
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"content-length", str(len(body)).encode()), *headers],
+        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+    sent = False
+    status = 0
+
+    async def receive() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--path", choices=["action", "heartbeat", "bare"], default="action")
+    parser.add_argument("--top", type=int, default=35)
+    parser.add_argument("--sync-part", action="store_true", help="profile only what runs in the worker thread")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="pn-profile-"))
+    own_cluster = not os.environ.get("BENCH_DATABASE_URL")
+    if own_cluster:
+        os.environ["BENCH_PG_VAR_DIR"] = str(work)
+        os.environ["PG_PORT"] = "54417"
+    from cryptography.fernet import Fernet
+
+    os.environ.update(
+        POWERNODE_VAR_DIR=str(work), DJANGO_DEBUG="false", DJANGO_SECRET_KEY=secrets.token_urlsafe(40),
+        POWERNODE_ENCRYPTION_KEY=Fernet.generate_key().decode(), VAULT_ADDR="", VAULT_TOKEN="",
+        POWERNODE_LOG_LEVEL="ERROR", DJANGO_ALLOWED_HOSTS="127.0.0.1", DJANGO_SETTINGS_MODULE="yardstick_settings",
+        POWERNODE_DOCKER_PROBE_INTERVAL_S="0",
+    )  # fmt: skip
+    try:
+        setup_postgres_django("powernode_profile")
+        from bench_handshake import make_fleet
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+        from django.core.management import call_command
+        from django.db import connections
+
+        from apps.system.services import PLATFORM_ADMINS, operator_token_create, platform_admins_group_ensure
+
+        call_command("loaddata", "default_catalog", verbosity=0)
+        platform_admins_group_ensure()
+        get_user_model().objects.create_user("bench-operator").groups.add(Group.objects.get(name=PLATFORM_ADMINS))
+        token = operator_token_create(username="bench-operator")
+        agents = make_fleet("prof", 50)
+        connections.close_all()
+        from powernode.asgi import application
+
+        if args.path == "action":
+            requests = [("POST", "/api/v1/actions/system_list_modules", b"{}", token)]
+        elif args.path == "bare":
+            requests = [("GET", "/bench/bare", b"", "")]
+        else:
+            body = json.dumps({"agent_version": "0.1.0", "runtimes": {"docker": {"phase": "none"}}}).encode()
+            requests = [("POST", "/api/v1/agent/heartbeat", body, t) for _, t in agents]
+
+        async def run(n: int) -> float:
+            started = time.perf_counter()
+            for i in range(n):
+                method, path, body, tok = requests[i % len(requests)]
+                headers = [(b"content-type", b"application/json")]
+                if tok:
+                    headers.append((b"authorization", f"Bearer {tok}".encode()))
+                status = await call(application, method, path, body, headers)
+                assert status == 200, status
+            return (time.perf_counter() - started) / n * 1000
+
+        if args.sync_part:  # the part that runs in a worker thread (cProfile sees only the thread it runs in)
+            from django.test import RequestFactory
+
+            from apps.system import views
+
+            def one(i: int) -> None:
+                method, path, body, tok = requests[i % len(requests)]
+                request = RequestFactory().generic(
+                    method, path, body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {tok}"
+                )
+                if args.path == "action":
+                    response = views._run_bearer_action(request, path.rsplit("/", 1)[1], tok)
+                else:
+                    from apps.nodes.agent_views import _heartbeat_step
+
+                    _heartbeat_step(request, None)
+                    response = None
+                assert response is None or response.status_code == 200
+                connections.close_all()  # what db_call does after each call (the pool takes it back)
+
+            for i in range(200):
+                one(i)
+            started = time.perf_counter()
+            for i in range(args.requests):
+                one(i)
+            print(f"{args.path} (worker-thread part): {(time.perf_counter() - started) / args.requests * 1000:.3f} ms")
+            profile = cProfile.Profile()
+            profile.enable()
+            for i in range(args.requests):
+                one(i)
+            profile.disable()
+            stats = pstats.Stats(profile)
+            stats.sort_stats("cumulative").print_stats(args.top)
+            stats.sort_stats("tottime").print_stats(args.top)
+            return
+
+        async def both() -> None:
+            await run(200)  # warm-up
+            plain = await run(args.requests)
+            profile = cProfile.Profile()
+            profile.enable()
+            await run(args.requests)
+            profile.disable()
+            print(f"{args.path}: {plain:.3f} ms per request in process (no socket, not profiled)")
+            stats = pstats.Stats(profile)
+            stats.sort_stats("cumulative").print_stats(args.top)
+            stats.sort_stats("tottime").print_stats(args.top)
+
+        asyncio.run(both())
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if own_cluster:
+            env = {**os.environ, "POWERNODE_VAR_DIR": str(work)}
+            subprocess.run([str(ROOT / "scripts" / "pg.sh"), "stop"], check=False, env=env)
+            cluster = work / "pg" / "cluster"
+            if cluster.exists():
+                shutil.rmtree(cluster.read_text().strip(), ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
