@@ -8,3 +8,7 @@ class PkiConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.pki import kinds  # noqa: F401  (declares the event kinds this app records)
+        from apps.pki.services import ca_ready
+        from powernode.health import register_readiness_check
+
+        register_readiness_check("ca", ca_ready)

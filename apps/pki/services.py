@@ -385,6 +385,11 @@ def ca_crl_pem() -> str:
     return get_ca_adapter().crl_pem()
 
 
+def ca_ready() -> str:
+    """For ``/readyz``: "" when the active CA (Vault's when configured, else the local one) could sign now."""
+    return get_ca_adapter().ready()
+
+
 def ca_status() -> dict[str, Any]:
     """CA adapter name, reachability and Vault facts for ``platform_provisioning_status``.
 
