@@ -1,10 +1,13 @@
 """The tutorial lab's two speed targets (issue 5), measured on the real platform, agent and dockerd:
 
-1. assignment → ``connected`` with dockerd already installed and a 1 s heartbeat (target at most 10 s),
-   from the platform's own event times, over a few assign → connected → decommission → unassign rounds;
-2. ``docker_list_containers`` through the platform action — over HTTP (uvicorn + Django + run_action) and as
-   an in-process ``run_action`` call — vs the Docker SDK called directly on the same daemon with the
-   platform's own client certificate for that host; medians of 50 each, ratio target at most 1.5.
+1. assignment → ``connected`` with dockerd already installed and the shipped 60 s heartbeat (the agent
+   watches; target at most 10 s), from the platform's own event times, over a few assign → connected →
+   decommission → unassign rounds;
+2. ``docker_list_containers`` through the platform action — over HTTP (the shipped server, scripts/serve.sh:
+   gunicorn + uvicorn worker + Django + run_action) and as an in-process ``run_action`` call — vs the Docker
+   SDK called directly on the same daemon with the platform's own client certificate for that host; medians,
+   the calls taking turns. Prints ``ratio http_action_vs_sdk`` (goal <= 1.5) and ``ratio run_action_vs_sdk``
+   (goal <= 1.2) (issue 15).
 
 Needs root (it stands up the lab):  sudo .venv/bin/python bench/bench_lab_connect.py [--rounds 3] [--runs 50]
 """
@@ -50,7 +53,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=3, help="assign → connected rounds (default 3)")
-    parser.add_argument("--runs", type=int, default=50, help="list calls per variant (default 50)")
+    parser.add_argument("--runs", type=int, default=200, help="list calls per variant (default 200)")
     args = parser.parse_args()
     reason = why_lab_cannot_run()
     if reason:
@@ -169,17 +172,15 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
         high.close()
     http_ms, action_ms, sdk_ms = medians["http"], medians["run_action"], medians["sdk"]
     print(f"docker_list_containers, 1 container, median of {runs} each (calls take turns, 5 warm-up rounds):")
-    print(f"  HTTP  POST /api/v1/actions/docker_list_containers (uvicorn, token auth): {http_ms:7.2f} ms")
+    print(f"  HTTP  POST /api/v1/actions/docker_list_containers (serve.sh, token):     {http_ms:7.2f} ms")
     floor_ms = medians["http_floor"]
     print(f"  HTTP  POST /api/v1/actions/system_list_modules (no daemon: HTTP floor):  {floor_ms:7.2f} ms")
     print(f"  run_action('docker_list_containers') in process (permission, schema):   {action_ms:7.2f} ms")
     print(f"  Docker SDK APIClient.containers() with the platform's client cert:      {sdk_ms:7.2f} ms")
     high_ms = medians["sdk_high"]
     print(f"  Docker SDK DockerClient.containers.list() (inspects each):             {high_ms:7.2f} ms")
-    print(
-        f"ratio HTTP action / SDK: {http_ms / sdk_ms:.2f}; run_action / SDK: {action_ms / sdk_ms:.2f} "
-        "(target <= 1.5)"
-    )
+    print(f"ratio http_action_vs_sdk {http_ms / sdk_ms:.2f}")
+    print(f"ratio run_action_vs_sdk {action_ms / sdk_ms:.2f}")
     return http_ms / sdk_ms
 
 

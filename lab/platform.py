@@ -121,29 +121,20 @@ class LabPlatform:
 
     # --- the server -----------------------------------------------------------------------------------
     def start_server(self) -> subprocess.Popen[bytes]:
-        """uvicorn serving powernode.asgi (REST API, agent endpoints, /mcp) on the service address."""
+        """``scripts/serve.sh`` (the shipped server) serving powernode.asgi (REST API, agent endpoints, /mcp) on
+        the service address; one worker, as on every SQLite platform."""
         env = self.env
         # Lab.spawn merges this process's environment in: drop what would point the server elsewhere.
         unset = [
             f"--unset={k}" for k in sorted(os.environ) if k.startswith(_FOREIGN_ENV_PREFIXES) and k not in env
         ]
-        argv = [
-            "env",
-            *unset,
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "powernode.asgi:application",
-            "--host",
-            self.address,
-            "--port",
-            str(SERVER_PORT),
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
+        env = {
+            **env,
+            "POWERNODE_BIND": f"[{self.address}]:{SERVER_PORT}",
+            "POWERNODE_WORKERS": "1",
+            "POWERNODE_PYTHON": sys.executable,
+        }
+        argv = ["env", *unset, str(BASE_DIR / "scripts" / "serve.sh"), "--log-level", "warning"]
         return self.lab.spawn("platform", "server", argv, env=env, sandbox=False, cwd=BASE_DIR)
 
     def wait_server(self, *, timeout: float = 60) -> None:

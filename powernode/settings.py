@@ -133,7 +133,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE: a writing transaction takes the lock up front, so two writers queue instead of
     # deadlocking on the read-to-write upgrade.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
-else:
+elif env.bool("DATABASE_POOL", default=True):
+    # PostgreSQL: a pool of connections per server process (psycopg_pool, Django's OPTIONS["pool"]). Under the
+    # ASGI server every request runs in a thread of its own, so a per-thread persistent connection
+    # (CONN_MAX_AGE) would be a new connection per request; a request takes one from the pool at its first
+    # query and gives it back when it ends (a held heartbeat holds none while it waits).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them (Django refuses a pool with CONN_MAX_AGE)
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "pool",
+        {
+            "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
+            "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=16),
+            "timeout": env.float("DATABASE_POOL_TIMEOUT_S", default=10),  # waiting for a free one, then an error
+        },
+    )
+else:  # DATABASE_POOL=false: an external pooler (pgbouncer) in front, or a sync (WSGI) server
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -13,4 +13,4 @@ scripts/bootstrap.sh
 .venv/bin/python manage.py collectstatic --noinput -v0
 BIND=${POWERNODE_BIND:-127.0.0.1:8000}
 echo "powernode: http://$BIND/admin/  ·  API docs http://$BIND/api/v1/docs/  ·  Ctrl-C stops it"
-exec .venv/bin/uvicorn powernode.asgi:application --host "${BIND%:*}" --port "${BIND##*:}" --workers 1
+exec scripts/serve.sh  # the one serving configuration (POWERNODE_BIND, POWERNODE_WORKERS)
