@@ -94,9 +94,6 @@ def mcp_http_app() -> Starlette:
         stateless_http=True,
         transport_security=transport_security(),
         max_request_body_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
-        # no session kept in this process: the server runs several worker processes (scripts/serve.sh) and
-        # possibly several machines behind a proxy, and any of them must answer any request of a client
-        stateless_http=True,
         token_verifier=OperatorTokenVerifier(),
         # AuthSettings is how the SDK turns Bearer checking on. issuer_url is required by the model but
         # unused: no OAuth routes or resource metadata are served (operator tokens are made by powernode).
