@@ -1,5 +1,5 @@
 """The cluster of the `cluster` tests: three platform processes on one PostgreSQL database and one OpenBao,
-behind HAProxy (tests/cluster/harness.py), built once per module and torn down even when a test fails."""
+behind HAProxy (tests/cluster/harness.py), built once per run (the tests of this directory share it) and torn down even when a test fails."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.needs import need
 AGENTS = 300
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     reason = why_cluster_cannot_run()
     need(reason is None, reason or "")

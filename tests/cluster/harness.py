@@ -40,9 +40,8 @@ from typing import Any
 from tests.openbao import OpenBaoServer
 
 ROOT = Path(__file__).resolve().parents[2]
-# HAProxy's health check: the readiness endpoint (database and CA answer) once the platform serves one; until
-# then the public CA endpoint, which also needs the database and the CA (OpenBao here) to answer 200.
-READY_PATH = "/api/v1/pki/ca"
+# HAProxy's health check: the readiness endpoint (200 when the database and the CA, OpenBao here, answer).
+READY_PATH = "/readyz"
 # Health checks as the sample configuration ships them: every 500 ms, DOWN after 2 failures, UP after 1 success.
 CHECK = "inter 500ms fall 2 rise 1"
 STARTUP_TIMEOUT_S = 90  # a guard against a process that never comes up, not a measurement
@@ -147,23 +146,11 @@ def platform_env(
     return env
 
 
-def serve_command(port: int) -> list[str]:
-    """How one platform process is started (the only place): uvicorn serving powernode.asgi with one worker."""
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "powernode.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+def serve_command(port: int) -> tuple[list[str], dict[str, str]]:
+    """How one platform process is started (the only place): the shipped ``scripts/serve.sh`` (gunicorn and
+    one uvicorn worker) on 127.0.0.1:port; (argv, environment it adds)."""
+    env = {"POWERNODE_BIND": f"127.0.0.1:{port}", "POWERNODE_WORKERS": "1", "POWERNODE_PYTHON": sys.executable}
+    return [str(ROOT / "scripts" / "serve.sh"), "--log-level", "warning"], env
 
 
 def _opener() -> urllib.request.OpenerDirector:
@@ -204,10 +191,11 @@ class PlatformProcess:
         with self.log.open("ab") as log:
             log.write(f"--- start {self.starts} ---\n".encode())
             log.flush()
+            argv, extra = serve_command(self.port)
             self.proc = subprocess.Popen(
-                serve_command(self.port),
+                argv,
                 cwd=ROOT,
-                env=self.env,
+                env={**self.env, **extra},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -255,15 +243,20 @@ def haproxy_config(*, bind: str, servers: list[tuple[str, str]], stats_socket: P
     return f"""\
 global
     maxconn 4096
+    log stdout format raw local0
     stats socket {stats_socket} mode 600 level admin
 
 defaults
     mode http
+    log global
     option httplog
     timeout connect 2s
     timeout client 60s
     timeout server 60s
     timeout http-keep-alive 10s
+    # a check may answer slowly under load (2 shared cores): a slow answer is not a dead process, a refused
+    # connection is (DOWN after 2 checks, about 1 s)
+    timeout check 3s
     # a connection refused by a dead process is retried on another one; a request already sent is never
     # replayed (the platform's writes are not all idempotent)
     retries 3
@@ -279,7 +272,9 @@ backend platform
     option httpchk
     http-check send meth GET uri {READY_PATH} ver HTTP/1.1 hdr Host localhost
     http-check expect status 200
-    default-server {CHECK} on-marked-down shutdown-sessions
+    # which process answered (the cluster tests check that one MCP session's calls reached several)
+    http-response set-header X-Served-By %s
+    default-server {CHECK}
 {lines}
 """
 
