@@ -1,5 +1,6 @@
 """The cluster of the `cluster` tests: three platform processes on one PostgreSQL database and one OpenBao,
-behind HAProxy (tests/cluster/harness.py), built once per run (the tests of this directory share it) and torn down even when a test fails."""
+behind HAProxy (tests/cluster/harness.py), built once per run (the tests of this directory share it) and
+torn down even when a test fails."""
 
 from __future__ import annotations
 

@@ -346,7 +346,8 @@ class HAProxy:
         """``show stat`` of the platform backend's servers, by server name (status, stot, check_status...)."""
         text = self.command("show stat").lstrip("# ")
         rows = csv.DictReader(io.StringIO(text))
-        return {r["svname"]: r for r in rows if r["pxname"] == "platform" and r["svname"] not in ("BACKEND", "FRONTEND")}
+        servers = (r for r in rows if r["pxname"] == "platform")
+        return {r["svname"]: r for r in servers if r["svname"] not in ("BACKEND", "FRONTEND")}
 
     def status(self, server: str) -> str:
         return self.stats()[server]["status"]
@@ -460,7 +461,7 @@ class Http:
     ) -> tuple[int, bytes]:
         try:
             return await asyncio.wait_for(self._request(method, path, token, body, headers or {}), self.timeout_s)
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError, IndexError) as exc:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
             self.close()
             raise OSError(f"{type(exc).__name__}: {exc}") from None
 

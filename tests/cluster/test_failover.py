@@ -56,7 +56,7 @@ async def _fleet_with_a_kill(cluster: Cluster, agents: list[SimAgent]) -> dict:
             while not stop.is_set():
                 try:
                     await asyncio.wait_for(stop.wait(), HEARTBEAT_EVERY_S * random.uniform(0.5, 1.5))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await agent.heartbeat(http, tally, backoff=backoff)
         finally:
             http.close()

@@ -42,7 +42,8 @@ def test_one_mcp_session_through_haproxy_lands_on_every_process(cluster: Cluster
     async def scenario() -> dict:
         headers = {"Authorization": f"Bearer {cluster.seed['operator_token']}"}
         async with httpx2.AsyncClient(headers=headers, timeout=60, event_hooks={"response": [record]}) as http:
-            async with Client(streamable_http_client(f"{cluster.url}/mcp", http_client=http), cache=None, mode=mode) as client:
+            transport = streamable_http_client(f"{cluster.url}/mcp", http_client=http)
+            async with Client(transport, cache=None, mode=mode) as client:
 
                 async def ok(tool: str, /, **arguments: object) -> dict:
                     return _output(await client.call_tool(tool, arguments))
