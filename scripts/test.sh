@@ -44,6 +44,7 @@ deploy_check() {
     $PY manage.py check --deploy --fail-level WARNING
 }
 step "deploy check (production settings)" deploy_check
+# includes the `cluster` tests (tests/cluster: three platform processes behind HAProxy, one killed mid-run)
 step "pytest on PostgreSQL" env DATABASE_URL="$PG_URL" .venv/bin/pytest -p no:cacheprovider -q -m "not browser" \
   --junitxml="$ARTIFACTS/pytest-postgres.xml" tests
 step "API contract tests on SQLite" env -u DATABASE_URL .venv/bin/pytest -p no:cacheprovider -q -m contract tests
