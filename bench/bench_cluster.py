@@ -104,10 +104,12 @@ async def failover(cluster: Cluster, agents: list[SimAgent], concurrency: int) -
         while not stop.is_set():
             agent = agents[next_agent % len(agents)]
             next_agent += 1
-            before = tally.failed
-            await agent.heartbeat(http, tally, backoff=NO_RETRY)
-            if tally.failed > before:
-                failures.append(time.monotonic())
+            mine = Tally()  # this request's attempts only (the workers share ``tally``)
+            await agent.heartbeat(http, mine, backoff=NO_RETRY)
+            failures.extend([time.monotonic()] * mine.failed)
+            tally.total += mine.total
+            tally.failed += mine.failed
+            tally.reasons.update(mine.reasons)
         http.close()
 
     tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]

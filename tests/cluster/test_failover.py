@@ -141,21 +141,25 @@ def test_300_agents_connect_through_haproxy_while_a_process_is_killed_and_restar
         assert _serial(agent.cert_pem) == serial
         assert _public_key(agent.cert_pem, csr=False) == _public_key(agent.csr_pem, csr=True)
 
-    # no certificate issued twice for one CSR walk: one server certificate per host unless the agent had
-    # to send wants_cert again, and never more than the wants_cert requests it sent
+    # no certificate issued twice for one CSR walk: one server certificate per host, also for the agents that
+    # sent wants_cert again after a failure (when the first one had been signed and committed before its answer
+    # was lost to the kill, the platform sends that certificate again: docs/AGENT_PROTOCOL.md)
     certs = dict(
         cluster.query("SELECT host_id, count(*) FROM pki_issuedcertificate WHERE kind = 'server' GROUP BY host_id")
     )
-    retried = [a for a in agents if a.wants_cert_attempts > 1]
-    for agent in agents:
-        if agent.wants_cert_attempts == 1:
-            assert certs[agent.host_id] == 1, agent
-        else:
-            assert 1 <= certs[agent.host_id] <= agent.wants_cert_attempts, agent
-    twice = [a.host_id for a in retried if certs[a.host_id] > 1]
+    twice = {a.host_id: certs[a.host_id] for a in agents if certs[a.host_id] != 1}
+    assert not twice, twice
+    assert len(certs) == AGENTS
+    resent = dict(
+        cluster.query(
+            "SELECT host_id, count(*) FROM events_event WHERE kind = 'system.docker.handshake.wants_cert' "
+            "AND data ? 'resent_serial' GROUP BY host_id"
+        )
+    )
+    retried = sum(a.wants_cert_attempts > 1 for a in agents)
     print(
-        f"cluster: {len(retried)} agents sent wants_cert more than once; {len(twice)} of them got a second "
-        "certificate (their first request was signed and committed, its answer lost to the kill)"
+        f"cluster: {retried} agents sent wants_cert more than once; {len(resent)} of them had been signed and "
+        "committed before the answer was lost, and were sent that certificate again"
     )
     # every certificate the database records was signed by OpenBao (and OpenBao's extra ones were cut off
     # by the kill before the database committed them: signed, never delivered)
