@@ -447,7 +447,8 @@ def running_cluster(
 
 # --- simulated agents ------------------------------------------------------------------------------------------
 class Http:
-    """One client HTTP/1.1 keep-alive connection, reopened when the other side closes it. Transport failures
+    """One client HTTP/1.1 keep-alive connection (a load test's economy: the agent opens one per request),
+    reopened when the other side closes it or answers an error. Transport failures
     (connection refused or reset, the connection closed before an answer, a timeout) raise OSError."""
 
     def __init__(self, port: int, timeout_s: float = 60.0) -> None:
@@ -495,7 +496,9 @@ class Http:
             elif name == "connection" and value.strip().lower() == "close":
                 close = True
         payload = await self.reader.readexactly(length) if length else b""
-        if close:
+        # HAProxy closes the connection after an error of its own (502 from a killed process): a new one for
+        # the next request, as powernode-agent (urllib, one connection per request) always has
+        if close or status >= 500:
             self.close()
         return status, payload
 
@@ -513,6 +516,7 @@ class Tally:
     failed: int = 0
     reasons: Counter = field(default_factory=Counter)
     by_phase: Counter = field(default_factory=Counter)
+    failed_at: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic(), reason)
 
     def ok(self) -> None:
         self.total += 1
@@ -522,6 +526,7 @@ class Tally:
         self.failed += 1
         self.reasons[reason] += 1
         self.by_phase[what] += 1
+        self.failed_at.append((time.monotonic(), reason))
 
     @property
     def error_rate(self) -> float:

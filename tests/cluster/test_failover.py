@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 
 import pytest
 from cryptography import x509
@@ -84,6 +85,7 @@ async def _fleet_with_a_kill(cluster: Cluster, agents: list[SimAgent]) -> dict:
         await until(lambda: connected() >= AGENTS // 4, "a quarter of the fleet connected", DEADLINE_S)
         figures["connected_at_kill"] = connected()
         requests_at_kill = tally.total
+        figures["killed_at"] = time.monotonic()
         victim.kill()
         figures["down_s"] = await asyncio.to_thread(haproxy.wait_status, victim.name, "DOWN", 30)
         await asyncio.sleep(3)
@@ -92,7 +94,8 @@ async def _fleet_with_a_kill(cluster: Cluster, agents: list[SimAgent]) -> dict:
         victim.start()
         await asyncio.to_thread(victim.wait_ready)
         await asyncio.to_thread(haproxy.wait_status, victim.name, "UP", 30)
-        figures["restart_to_up_s"] = time.monotonic() - restarted
+        figures["up_at"] = time.monotonic()
+        figures["restart_to_up_s"] = figures["up_at"] - restarted
         served_before = int(haproxy.stats()[victim.name]["stot"])
         await until(lambda: connected() == AGENTS, "every agent connected", DEADLINE_S)
         # the restarted process takes its share again (roundrobin): 100 more requests served by it
@@ -121,6 +124,15 @@ def test_300_agents_connect_through_haproxy_while_a_process_is_killed_and_restar
         f"restarted {figures['restart_to_up_s']:.1f} s to UP; all connected after {time.monotonic() - started:.1f} s"
     )
     print(f"cluster: {tally.line()}; failed by request kind: {dict(tally.by_phase)}")
+    killed, up = figures["killed_at"], figures["up_at"]
+
+    def window(t: float) -> str:
+        if t < killed:
+            return "before the kill"
+        return "kill to +1 s" if t < killed + 1 else "until p2 UP" if t < up else "after p2 UP"
+
+    windows = Counter(f"{window(t)}: {reason}" for t, reason in tally.failed_at)
+    print(f"cluster: failures by time: {dict(windows)}")
 
     # every agent ends connected, on the host the platform recorded for its instance
     assert all(a.status == "connected" for a in agents)
