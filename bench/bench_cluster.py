@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_handshake import machine_busy_share  # noqa: E402
+
 from tests.cluster.harness import (  # noqa: E402
     Backoff,
     Cluster,
@@ -155,6 +157,7 @@ def main() -> None:
     reason = why_cluster_cannot_run()
     if reason:
         raise SystemExit(reason)
+    print(f"machine busy before start: {machine_busy_share():.0%} of {os.cpu_count()} cores (others' work)")
     work = Path(tempfile.mkdtemp(prefix="pn-bench-cluster-"))
     started = time.perf_counter()
     total = args.agents + 2 * args.handshakes
@@ -192,6 +195,7 @@ def main() -> None:
             f"{fo['up_s']:.1f} s"
         )
         print(f"  failures: {fo['tally'].line()}")
+    print(f"machine busy after: {machine_busy_share():.0%} (others' work; the rates above shared the cores)")
 
 
 if __name__ == "__main__":
