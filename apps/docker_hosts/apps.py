@@ -1,6 +1,7 @@
 """App config of the managed Docker runtimes."""
 
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class DockerHostsConfig(AppConfig):
@@ -10,7 +11,16 @@ class DockerHostsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.docker_hosts import kinds  # noqa: F401  (declares the event kinds this app records)
+        from apps.docker_hosts.prober import probe_job_run
         from apps.docker_hosts.runtime import DockerRuntime
-        from powernode import runtimes
+        from powernode import jobs, runtimes
 
         runtimes.register(DockerRuntime())
+        # the periodic probe as a job of manage.py powernode_worker (server processes run it too: prober.py)
+        jobs.register(
+            jobs.Job(
+                name="docker_probe",
+                run=probe_job_run,
+                interval_s=lambda: float(settings.POWERNODE_DOCKER_PROBE_INTERVAL_S),
+            )
+        )
