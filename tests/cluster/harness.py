@@ -407,7 +407,8 @@ class Cluster:
 def running_cluster(
     work: Path, *, processes: int = 3, agents: int = 300, database: str = "powernode_cluster"
 ) -> Iterator[Cluster]:
-    """Database, OpenBao, the seeded fleet, ``processes`` platform processes and HAProxy; all stopped on exit
+    """Database, OpenBao, the seeded fleet, ``processes`` platform processes, the outbox worker
+    (``manage.py powernode_worker --job vault_outbox``) and HAProxy; all stopped on exit
     (and the database dropped), also when the body fails."""
     work.mkdir(parents=True, exist_ok=True)
     database_url = fresh_database(database)
@@ -432,6 +433,13 @@ def running_cluster(
             proc.start()
         for proc in procs:
             proc.wait_ready()
+        # the outbox worker a deployment runs next to the servers (the Docker probe job is off: no daemons)
+        worker = subprocess.Popen(
+            [sys.executable, "manage.py", "powernode_worker", "--job", "vault_outbox"],
+            cwd=ROOT, env=env, stdout=(work / "worker.log").open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        stack.callback(_stop_group, worker)
         haproxy = HAProxy(work, [(p.name, f"127.0.0.1:{p.port}") for p in procs])
         stack.callback(haproxy.stop)
         haproxy.start()
@@ -443,6 +451,17 @@ def running_cluster(
         )
     finally:
         stack.close()
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 # --- simulated agents ------------------------------------------------------------------------------------------
