@@ -252,7 +252,7 @@ defaults
     option httplog
     timeout connect 2s
     timeout client 60s
-    timeout server 60s
+    timeout server 90s
     timeout http-keep-alive 10s
     # a check may answer slowly under load (2 shared cores): a slow answer is not a dead process, a refused
     # connection is (DOWN after 2 checks, about 1 s)

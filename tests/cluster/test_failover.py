@@ -2,7 +2,8 @@
 processes is killed with SIGKILL and started again: nothing is lost, nothing is done twice.
 
 Real components only: PostgreSQL (one database for the three processes), OpenBao (the VaultCaAdapter signs
-every certificate, the KV outbox writes every client key), HAProxy health-checking each process, uvicorn.
+every certificate, the KV outbox writes every client key), HAProxy health-checking each process on /readyz,
+scripts/serve.sh (gunicorn, one uvicorn worker per process) and the outbox worker (powernode_worker).
 Two choices of this test, as a load test:
 - the platform's probe of dockerd at ``ready`` is off (POWERNODE_DOCKER_READY_PROBE=false): the simulated
   agents have no dockerd behind their overlay address (the lab runs the probe against real daemons);
