@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -161,7 +163,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="pn-bench-cluster-"))
     started = time.perf_counter()
     total = args.agents + 2 * args.handshakes
-    with running_cluster(work, processes=3, agents=total, database=f"powernode_bench_cluster_{os.getpid()}") as cluster:
+    with (
+        contextlib.ExitStack() as cleanup,
+        running_cluster(work, processes=3, agents=total, database=f"powernode_bench_cluster_{os.getpid()}") as cluster,
+    ):
+        cleanup.callback(shutil.rmtree, work, ignore_errors=True)
         agents = make_agents(cluster.seed)
         beat, shakes = agents[: args.agents], agents[args.agents :]
         print(
