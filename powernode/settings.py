@@ -79,6 +79,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # first: /healthz, /readyz and /metrics answer whatever the Host header, over plain HTTP, with no session
+    "powernode.middleware.ProbeEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # static files (admin, Swagger UI from the sidecar, our CSS/JS) under uvicorn/gunicorn too
     "powernode.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable (held watch requests)

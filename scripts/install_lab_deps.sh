@@ -1,6 +1,7 @@
 #!/bin/sh
-# Installs the lab's system tools from Debian's packages when missing (needs root); systemd-analyze checks
-# the units of deploy/systemd (tests/deploy/test_systemd_units.py).
+# Installs the lab's system tools from Debian's packages when missing (needs root); haproxy is the load
+# balancer of the cluster tests (tests/cluster) and bench/bench_cluster.py; systemd-analyze checks the units
+# of deploy/systemd (tests/deploy/test_systemd_units.py).
 # Safe to run again: only the missing packages are installed, apt-get update runs at most once.
 set -eu
 
@@ -15,6 +16,7 @@ nftables:/usr/sbin/nft
 iproute2:/usr/sbin/ip
 curl:/usr/bin/curl
 apache2-utils:/usr/bin/htpasswd
+haproxy:/usr/sbin/haproxy
 systemd:/usr/bin/systemd-analyze
 "
 

@@ -10,7 +10,9 @@ class PkiConfig(AppConfig):
     def ready(self) -> None:
         from apps.pki import checks, kinds  # noqa: F401  (system checks; the event kinds this app records)
         from apps.pki.kv import outbox_job_run
+        from apps.pki.services import ca_ready
         from powernode import jobs
+        from powernode.health import register_readiness_check
 
         jobs.register(
             jobs.Job(
@@ -19,3 +21,4 @@ class PkiConfig(AppConfig):
                 interval_s=lambda: float(settings.VAULT_OUTBOX_INTERVAL_S),
             )
         )
+        register_readiness_check("ca", ca_ready)

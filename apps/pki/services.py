@@ -255,6 +255,36 @@ def ca_sign_host_csr(
     return SignedHostCertificate(certificate=row, cert_pem=signed.cert_pem, chain_pem=signed.chain_pem)
 
 
+def ca_server_certificate_for_same_key(*, serial: str, csr_pem: str, now: dt.datetime) -> IssuedCertificate | None:
+    """The server certificate ``serial`` when it certifies the very key ``csr_pem`` carries, is not revoked and
+    not due for renewal; else None. An agent that posts the same CSR again lost the first answer (its request
+    was cut, e.g. the platform process serving it was killed after the commit): it is sent that certificate
+    again instead of a second one being signed for one key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    if not serial:
+        return None
+    row = IssuedCertificate.objects.filter(
+        serial=serial, kind=IssuedCertificate.Kind.SERVER, revoked_at__isnull=True
+    ).first()
+    if row is None or cert_renewal_due(row.not_after, now):
+        return None
+
+    def spki(loaded: Any) -> bytes:
+        return loaded.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    try:
+        same = spki(x509.load_pem_x509_certificate(row.cert_pem.encode())) == spki(
+            x509.load_pem_x509_csr(csr_pem.encode())
+        )
+    except ValueError:
+        return None
+    return row if same else None
+
+
 def ca_client_ca_pem(*, network_id: str) -> str:
     """The client CA of an SDWAN network (that one certificate, PEM), made on first use.
 
@@ -434,6 +464,11 @@ def ca_chain_pem() -> str:
 def ca_crl_pem() -> str:
     """The active CA's current CRL as PEM."""
     return get_ca_adapter().crl_pem()
+
+
+def ca_ready() -> str:
+    """For ``/readyz``: "" when the active CA (Vault's when configured, else the local one) could sign now."""
+    return get_ca_adapter().ready()
 
 
 def ca_status() -> dict[str, Any]:

@@ -107,6 +107,36 @@ def test_repeated_wants_cert_resigns_for_the_same_host(docker_fleet, agent):
     assert [e.data["replaces"] for e in signed] == [None, signed[0].data["serial"]]
 
 
+def test_wants_cert_again_with_the_same_key_gets_the_same_certificate(docker_fleet, agent):
+    """An agent that lost the answer posts its CSR again (it keeps its key): one certificate for one key."""
+    agent.ok("installing")
+    csr = make_csr()
+    first = agent.ok("wants_cert", csr_pem=csr)
+    again = agent.ok("wants_cert", csr_pem=csr)
+    assert again == first
+    host = DockerHost.objects.get()
+    assert IssuedCertificate.objects.filter(host_id=host.id, kind="server").count() == 1
+    assert host.server_cert_serial == IssuedCertificate.objects.get(host_id=host.id, kind="server").serial
+    wants = Event.objects.filter(kind="system.docker.handshake.wants_cert").order_by("occurred_at", "id")
+    assert [e.data.get("resent_serial") for e in wants] == [None, host.server_cert_serial]
+    assert Event.objects.filter(kind="system.docker.handshake.cert_signed").count() == 1
+    # the walk goes on as usual
+    agent.ok("wants_config")
+    assert agent.ok("ready", version="20.10.24")["status"] == "connected"
+
+
+def test_wants_cert_with_the_same_key_signs_again_once_that_certificate_is_revoked(docker_fleet, agent):
+    from apps.pki.services import ca_revoke
+
+    agent.ok("installing")
+    csr = make_csr()
+    first = agent.ok("wants_cert", csr_pem=csr)
+    ca_revoke(serial=DockerHost.objects.get().server_cert_serial, reason="test")
+    again = agent.ok("wants_cert", csr_pem=csr)
+    assert again["cert_pem"] != first["cert_pem"]
+    assert IssuedCertificate.objects.filter(kind="server").count() == 2
+
+
 def test_second_ready_changes_nothing(docker_fleet, agent):
     agent.walk_to_ready(version="20.10.24")
     before = (

@@ -31,7 +31,13 @@ from apps.events.services import event_record
 from apps.modules.models import Module, ModuleAssignment
 from apps.nodes.models import NodeInstance
 from apps.pki.models import IssuedCertificate
-from apps.pki.services import ca_client_ca_pem, ca_revoke_replaced_server_certificates, ca_sign_host_csr
+from apps.pki.services import (
+    ca_chain_pem,
+    ca_client_ca_pem,
+    ca_revoke_replaced_server_certificates,
+    ca_server_certificate_for_same_key,
+    ca_sign_host_csr,
+)
 from apps.sdwan.models import SdwanPeer
 from powernode.actors import Actor
 from powernode.db import any_datetime, columns, db_uuid, fetch, inet_text, uuid_text
@@ -199,7 +205,9 @@ def docker_host_issue_certificate(
     time (or when it nears expiry) the platform's own client keypair for the host is issued too,
     mirrored on the row (key encrypted) and queued for Vault KV after commit. A repeated call re-signs
     for the same host; the earlier certificates stay valid until the agent confirms the new one
-    (``ready``), then they are revoked. At most settings.POWERNODE_WANTS_CERT_LIMIT server certificates
+    (``ready``), then they are revoked. A repeated call with the same key as the host's current certificate
+    (an agent that lost the answer) gets that certificate again, not a second one (unless it is revoked or
+    due for renewal). At most settings.POWERNODE_WANTS_CERT_LIMIT server certificates
     per instance in POWERNODE_WANTS_CERT_WINDOW_S: past that a 429 (``RateLimitedError``).
 
     ``renew`` (the agent answers a ``renew`` order, DESIGN §4 "Renewal"): only for a connected host (else a
@@ -236,22 +244,40 @@ def docker_host_issue_certificate(
             + f": post '{phases.WANTS_CERT}' without renew to provision it.",
             details={"host_id": None if created else host.id, "status": None if created else host.status},
         )
-    _refuse_past_cert_limit(instance, now)
+    # The same key again (not a renewal): the agent lost the answer to its earlier wants_cert; it gets the
+    # certificate it was issued then, not a second one for one key.
+    resent = (
+        None
+        if created or renew
+        else ca_server_certificate_for_same_key(serial=host.server_cert_serial, csr_pem=csr_pem, now=now)
+    )
+    if resent is None:
+        _refuse_past_cert_limit(instance, now)
     event_record(
         kind=kinds.WANTS_CERT,
         actor=actor,
         instance_id=instance.id,
         host_id=host.id,
-        data={"new_host": created, "overlay_address": host.overlay_address, **({"renew": True} if renew else {})},
+        data={
+            "new_host": created,
+            "overlay_address": host.overlay_address,
+            **({"renew": True} if renew else {}),
+            **({"resent_serial": resent.serial} if resent is not None else {}),
+        },
     )
-    signed = ca_sign_host_csr(
-        csr_pem=csr_pem, host_id=host.id, overlay_address=host.overlay_address, actor=actor
-    )
-    previous_serial = host.server_cert_serial
-    host.server_cert_serial = signed.certificate.serial
-    host.server_cert_not_after = signed.certificate.not_after
-    host.cert_signed_at = now
-    fields = ["server_cert_serial", "server_cert_not_after", "cert_signed_at"]
+    fields: list[str] = []
+    if resent is None:
+        signed = ca_sign_host_csr(
+            csr_pem=csr_pem, host_id=host.id, overlay_address=host.overlay_address, actor=actor
+        )
+        cert_pem, chain_pem = signed.cert_pem, signed.chain_pem
+        previous_serial = host.server_cert_serial
+        host.server_cert_serial = signed.certificate.serial
+        host.server_cert_not_after = signed.certificate.not_after
+        host.cert_signed_at = now
+        fields += ["server_cert_serial", "server_cert_not_after", "cert_signed_at"]
+    else:
+        cert_pem, chain_pem = resent.cert_pem, ca_chain_pem()
     if not renew and host.status in (
         DockerHost.Status.CONNECTED, DockerHost.Status.UNREACHABLE, DockerHost.Status.FAILED
     ):
@@ -266,8 +292,12 @@ def docker_host_issue_certificate(
     if created:
         host.updated_at = now
         host.save(force_insert=True)
-    else:
+    elif fields:
         save_fields(host, *fields)
+    if resent is not None:
+        return HostCertificate(
+            host=host, cert_pem=cert_pem, chain_pem=chain_pem, created=created, client_ca_pem=client_ca_pem
+        )
     event_record(
         kind=kinds.CERT_SIGNED,
         actor=actor,
@@ -282,7 +312,7 @@ def docker_host_issue_certificate(
         },
     )
     return HostCertificate(
-        host=host, cert_pem=signed.cert_pem, chain_pem=signed.chain_pem, created=created, client_ca_pem=client_ca_pem
+        host=host, cert_pem=cert_pem, chain_pem=chain_pem, created=created, client_ca_pem=client_ca_pem
     )
 
 

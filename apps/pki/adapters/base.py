@@ -193,3 +193,10 @@ class CaAdapter(abc.ABC):
     @abc.abstractmethod
     def status(self) -> CaStatus:
         """Reachability and configuration facts; must not raise when the backend is down."""
+
+    def ready(self) -> str:
+        """For ``/readyz``: "" when this CA could sign now, else the reason; cheaper than ``status``, never raises."""
+        status = self.status()
+        if status.reachable:
+            return ""
+        return str(status.details.get("error") or f"{self.name} does not answer")

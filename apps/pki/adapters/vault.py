@@ -423,6 +423,21 @@ class VaultCaAdapter(CaAdapter):
         )
         return CaStatus(adapter=self.name, reachable=True, details=details)
 
+    def ready(self) -> str:
+        """Two requests, not ``status``'s six: unsealed and initialised, and our token accepted."""
+        try:
+            health = self.client.sys.read_health_status(method="GET")
+            if not isinstance(health, dict):  # hvac returns the raw response for 429/5xx health codes
+                health = health.json()
+            if health.get("sealed") or not health.get("initialized"):
+                return "Vault is sealed or not initialised"
+            self.client.auth.token.lookup_self()
+        except hvac.exceptions.Forbidden:
+            return "Vault rejected the platform's token"
+        except (hvac.exceptions.VaultError, requests.RequestException, OSError, ValueError) as exc:
+            return f"Vault does not answer: {_vault_message(exc)}"
+        return ""
+
     def _has_ca(self, mount: str) -> bool | None:
         """True/False when known; None when the answer is hidden (e.g. the token may not read it)."""
         try:
