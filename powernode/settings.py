@@ -9,6 +9,7 @@ in the checkout), beside the SQLite database and the local CA.
 from __future__ import annotations
 
 import datetime
+import os
 import secrets
 from pathlib import Path
 
@@ -224,6 +225,16 @@ POWERNODE_DOCKER_PROBE_CONCURRENCY = env.int("POWERNODE_DOCKER_PROBE_CONCURRENCY
 # (short lifetimes for tests and the lab).
 POWERNODE_HOST_CERT_DAYS = env.int("POWERNODE_HOST_CERT_DAYS", default=30)
 POWERNODE_HOST_CERT_MINUTES = env.int("POWERNODE_HOST_CERT_MINUTES", default=0)
+
+# GET /metrics (Prometheus text): open unless set; then scrapers send "Authorization: Bearer <token>".
+POWERNODE_METRICS_TOKEN = env.str("POWERNODE_METRICS_TOKEN", default="")
+# Several worker processes: counters kept in files there, summed by every /metrics (powernode.metrics).
+# prometheus-client reads the process environment when the first metric is made, after these settings.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+else:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # set but empty would put its files in the working directory
 
 LOGGING = {
     "version": 1,

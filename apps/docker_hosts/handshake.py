@@ -13,6 +13,7 @@ from apps.docker_hosts import phases, services
 from apps.modules.models import Module
 from apps.nodes.models import NodeInstance
 from apps.pki.adapters.csr import validate_csr
+from powernode import metrics
 from powernode.actors import Actor
 from powernode.errors import ValidationError
 
@@ -72,7 +73,12 @@ def parse_handshake(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def runtime_handshake(*, instance: NodeInstance, payload: dict[str, Any], actor: Actor) -> dict[str, Any]:
     """Apply one posted phase for the agent's own instance; return the answer of docs/AGENT_PROTOCOL.md."""
-    phase, args = parse_handshake(payload)
+    phase, args = parse_handshake(payload)  # a phase refused here is not counted: no label from a caller's typo
+    with metrics.counted(metrics.HANDSHAKES, runtime="docker", phase=phase):
+        return _apply_phase(instance=instance, phase=phase, args=args, actor=actor)
+
+
+def _apply_phase(*, instance: NodeInstance, phase: str, args: dict[str, Any], actor: Actor) -> dict[str, Any]:
     if phase == phases.INSTALLING:
         services.docker_runtime_installing(instance=instance, actor=actor)
         return {"next_phase": phases.WANTS_CERT}
