@@ -82,6 +82,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # first: /healthz, /readyz and /metrics answer whatever the Host header, over plain HTTP, with no session
     "powernode.middleware.ProbeEndpointsMiddleware",
+    # the request id (X-Request-ID in and out) and the log context of everything below
+    "powernode.logs.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # static files (admin, Swagger UI from the sidecar, our CSS/JS) under uvicorn/gunicorn too
     "powernode.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable (held watch requests)
@@ -236,11 +238,24 @@ if PROMETHEUS_MULTIPROC_DIR:
 else:
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # set but empty would put its files in the working directory
 
+# Log lines on stderr: json (one object per line: time, level, logger, message, request_id, actor,
+# instance_id, host_id; the production default) or text (the development default). powernode.logs.
+POWERNODE_LOG_FORMAT = env.str("POWERNODE_LOG_FORMAT", default="text" if DEBUG else "json")
+if POWERNODE_LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"POWERNODE_LOG_FORMAT must be json or text, not {POWERNODE_LOG_FORMAT!r}.")
+POWERNODE_LOG_LEVEL = env.str("POWERNODE_LOG_LEVEL", default="WARNING")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("POWERNODE_LOG_LEVEL", default="WARNING")},
+    "formatters": {
+        "json": {"()": "powernode.logs.JsonFormatter"},
+        "text": {"()": "powernode.logs.TextFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": POWERNODE_LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": POWERNODE_LOG_LEVEL},
+    # uvicorn's own lines (startup, errors) in the same format, at the level its --log-level set. Its access
+    # log keeps its own handler (--no-access-log turns it off): powernode.request logs each request at INFO.
+    "loggers": {"uvicorn": {"handlers": ["console"], "propagate": False}},
 }
 
 # Key for secrets encrypted at rest (Fernet). In development one is made under VAR_DIR (powernode.secretbox).
