@@ -16,15 +16,26 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from powernode import __version__ as POWERNODE_VERSION
 from powernode.secretfiles import create_private_file, private_dir, read_or_create_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A checkout (manage.py beside the package) keeps templates/, static/ and fixtures/ at its root; an installed
+# copy (pip install, powernode-admin) has them in the package (setup.py) and no var/ of its own.
+CHECKOUT = (BASE_DIR / "manage.py").is_file()
+RESOURCES_DIR = BASE_DIR if CHECKOUT else Path(__file__).resolve().parent / "_bundled"
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").exists() else None
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False) if CHECKOUT and (BASE_DIR / ".env").exists() else None
 
 # Secrets live here (dev keys, the admin password, the SQLite database): only its owner may enter.
-VAR_DIR = private_dir(Path(env.str("POWERNODE_VAR_DIR", default=str(BASE_DIR / "var"))).resolve())
+_var_dir = env.str("POWERNODE_VAR_DIR", default=str(BASE_DIR / "var") if CHECKOUT else "")
+if not _var_dir:
+    raise ImproperlyConfigured(
+        "POWERNODE_VAR_DIR is not set: an installed powernode keeps its SQLite database, local CA, static files "
+        "and development keys there. Set it, e.g. POWERNODE_VAR_DIR=/var/lib/powernode."
+    )
+VAR_DIR = private_dir(Path(_var_dir).resolve())
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -112,7 +123,7 @@ ASGI_APPLICATION = "powernode.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [RESOURCES_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -162,7 +173,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [RESOURCES_DIR / "static"]
 # serve straight from the apps' static dirs too, so a fresh checkout works before collectstatic
 WHITENOISE_USE_FINDERS = True
 
@@ -190,7 +201,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "powernode API",
     "DESCRIPTION": "Operator actions, agent protocol and read-only resources of powernode.",
-    "VERSION": "1",
+    "VERSION": "1",  # the API's; the platform's is x-powernode-version
+    "EXTENSIONS_INFO": {"x-powernode-version": POWERNODE_VERSION},
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -265,7 +277,7 @@ POWERNODE_ENCRYPTION_KEY = _required_in_production(
     "import Fernet; print(Fernet.generate_key().decode())'.",
 )
 
-FIXTURE_DIRS = [BASE_DIR / "fixtures"]
+FIXTURE_DIRS = [RESOURCES_DIR / "fixtures"]
 
 # Internal CA (apps.pki): Vault/OpenBao when VAULT_ADDR and VAULT_TOKEN are set, else the local CA files.
 VAULT_ADDR = env.str("VAULT_ADDR", default="")
