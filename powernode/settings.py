@@ -14,6 +14,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from powernode import __version__ as POWERNODE_VERSION
@@ -54,7 +55,10 @@ def _required_in_production(name: str, hint: str) -> str:
 SECRET_KEY = _required_in_production(
     "DJANGO_SECRET_KEY", "Generate one: python -c 'import secrets; print(secrets.token_urlsafe(50))'."
 ) or read_or_create_secret(VAR_DIR / "secret_key", lambda: secrets.token_urlsafe(50))
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["*"] if DEBUG else ["localhost", "127.0.0.1"])
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
+# production without the variable answers only loopback names: `check --deploy` warns (powernode.W001)
+POWERNODE_ALLOWED_HOSTS_DEFAULTED = not ALLOWED_HOSTS
+ALLOWED_HOSTS = ALLOWED_HOSTS or (["*"] if DEBUG else ["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 # HTTPS. Cookies are Secure outside development; HSTS and the redirect are the deployment's choice (a
@@ -271,11 +275,19 @@ LOGGING = {
 }
 
 # Key for secrets encrypted at rest (Fernet). In development one is made under VAR_DIR (powernode.secretbox).
-POWERNODE_ENCRYPTION_KEY = _required_in_production(
-    "POWERNODE_ENCRYPTION_KEY",
-    "Private keys are not stored with a development key. Generate one: python -c 'from cryptography.fernet "
-    "import Fernet; print(Fernet.generate_key().decode())'.",
+_FERNET_HINT = (
+    "Generate one: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'."
 )
+POWERNODE_ENCRYPTION_KEY = _required_in_production(
+    "POWERNODE_ENCRYPTION_KEY", f"Private keys are not stored with a development key. {_FERNET_HINT}"
+)
+if POWERNODE_ENCRYPTION_KEY:
+    try:  # refuse now, not at the first secret written
+        Fernet(POWERNODE_ENCRYPTION_KEY)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"POWERNODE_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64-encoded bytes). {_FERNET_HINT}"
+        ) from None
 
 FIXTURE_DIRS = [RESOURCES_DIR / "fixtures"]
 

@@ -106,6 +106,18 @@ def serve(env: dict[str, str], var_dir: Path, *, count: int = 1) -> Iterator[lis
                 server.process.wait()
 
 
+def refused_start(env: dict[str, str], var_dir: Path, *, timeout: float = STARTUP_DEADLINE_S) -> tuple[int, str]:
+    """Start one platform process expected not to come up: (its exit status, its output)."""
+    server = _start(env, var_dir / "refused.log")
+    try:
+        returncode = server.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+        raise AssertionError(f"the server kept running:\n{server.log_text()}") from None
+    return returncode, server.log_text()
+
+
 def setup_platform(env: dict[str, str]) -> str:
     """Migrate, load the catalog, make the CA and the admin (``powernode_setup``); the operator token."""
     done = subprocess.run(
