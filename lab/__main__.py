@@ -85,7 +85,7 @@ def cmd_walk(args: argparse.Namespace) -> int:
     # Ctrl-C and a plain `kill` both end in the cleanup below (a background job may inherit SIGINT ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
-    tutorial = Tutorial(args.prefix, out=lambda line: print(line, flush=True))
+    tutorial = Tutorial(args.prefix, agent_from_platform=True, out=lambda line: print(line, flush=True))
     print(f"lab {args.prefix}: building the world (work directory {tutorial.lab.dir})", flush=True)
     ok = False
     try:

@@ -65,6 +65,8 @@ class LabPlatform:
     heartbeat_interval_s: int = 60  # the product default: the agent watches, so changes still arrive at once
     # settings of this lab's platform beyond the defaults (a test's short probe interval, certificate minutes)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # uvicorn's access log in server.log (every request line): the tutorial lab checks no token is in a URL
+    access_log: bool = False
     token: str = ""
     operator: str = ""
     _session: requests.Session | None = field(default=None, init=False, repr=False)
@@ -75,7 +77,9 @@ class LabPlatform:
 
     @property
     def env(self) -> dict[str, str]:
-        return platform_env(self.var_dir, heartbeat_interval_s=self.heartbeat_interval_s, extra=self.extra_env)
+        # the URL nodes reach the platform at: system_provision_instance's enrollment command names it
+        extra = {"POWERNODE_PUBLIC_URL": self.url, **self.extra_env}
+        return platform_env(self.var_dir, heartbeat_interval_s=self.heartbeat_interval_s, extra=extra)
 
     @property
     def address(self) -> str:
@@ -140,9 +144,8 @@ class LabPlatform:
             str(SERVER_PORT),
             "--workers",
             "1",
-            "--log-level",
-            "warning",
-            "--no-access-log",
+            *(["--log-level", "info", "--access-log"] if self.access_log else ["--log-level", "warning"]),
+            *([] if self.access_log else ["--no-access-log"]),
         ]
         return self.lab.spawn("platform", "server", argv, env=env, sandbox=False, cwd=BASE_DIR)
 

@@ -14,6 +14,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +59,9 @@ class Tutorial:
         None  # while set and missing, the agent's dockerd waits (tests: mid-handshake)
     )
     out: Callable[[str], None] = print
+    # the node installs powernode-agent with the enrollment command system_provision_instance returned (wheel
+    # from the platform into a virtualenv) and runs that copy; otherwise it runs the checkout's source (faster)
+    agent_from_platform: bool = False
     lab: Lab = field(init=False)
     platform: LabPlatform = field(init=False)
     steps: list[Step] = field(default_factory=list)
@@ -68,6 +72,7 @@ class Tutorial:
     hub_token: str = ""
     node_overlay: str = ""
     agent_token: str = ""
+    install_command: str = ""
     module_id: str = ""
     host_id: str = ""
     container_id: str = ""
@@ -79,7 +84,7 @@ class Tutorial:
 
     def __post_init__(self) -> None:
         self.lab = Lab(self.prefix)
-        self.platform = LabPlatform(self.lab)
+        self.platform = LabPlatform(self.lab, access_log=self.agent_from_platform)
 
     # --- the world ---------------------------------------------------------------------------------
     @property
@@ -120,6 +125,9 @@ class Tutorial:
             "operator certificates: workstation (manage.py export_operator_cert), intruder (action)"
         ):
             self._operator_certs()
+        if self.agent_from_platform:
+            with self.step("the node runs the enrollment command: the agent's wheel from the platform, installed") as s:
+                s.detail = self.install_agent()
         with self.step("powernode-agent on the node; the hub learns the node's key from the platform") as s:
             self.start_agent()
             key = self.wait_node_key()
@@ -146,6 +154,7 @@ class Tutorial:
             self.network_ids[name] = network["id"]
         created = api("system_provision_instance", {"template_id": self.template_id, "name": "lab-node-1"})
         self.instance_id, self.agent_token = created["instance"]["id"], created["agent_token"]
+        self.install_command = created["install_command"] or ""
         peer = api(
             "system_sdwan_attach_peer",
             {"network_id": self.network_ids["lab-a"], "node_instance_id": self.instance_id},
@@ -238,6 +247,44 @@ class Tutorial:
             )
         return response.status_code, response.json()
 
+    @property
+    def installed_agent(self) -> Path:
+        """Where the enrollment command installs the agent in the lab (on a node: /opt/powernode-agent)."""
+        return self.node_dir / "opt"
+
+    @property
+    def installed_config(self) -> Path:
+        """Where it writes the token and agent.env (on a node: /etc/powernode-agent)."""
+        return self.node_dir / "etc"
+
+    def install_agent(self) -> str:
+        """Run the enrollment command in the node, as an operator pastes it: curl install.sh from the platform,
+        which downloads the wheel, checks its sha256 and installs it into a virtualenv. The node has no
+        internet: the virtualenv sees the interpreter's cryptography (--system-site-packages), pip no index."""
+        if not self.install_command:
+            raise LabError("system_provision_instance returned no install_command (is POWERNODE_PUBLIC_URL set?)")
+        self.node_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        placement = {
+            "POWERNODE_AGENT_PREFIX": str(self.installed_agent),
+            "POWERNODE_AGENT_CONFIG_DIR": str(self.installed_config),
+            "POWERNODE_AGENT_PYTHON": str(Path(sys.base_prefix) / "bin" / "python3"),
+            "POWERNODE_AGENT_NO_SYSTEMD": "1",  # the lab's node has no systemd: the lab starts the agent
+            "POWERNODE_AGENT_OFFLINE": "1",
+            "PYTHONPATH": "",
+        }
+        done = self.lab.ns(NODE).run(
+            "env", *(f"{k}={v}" for k, v in placement.items()), "sh", "-c", self.install_command, timeout=600
+        )
+        wheel = next(self.installed_agent.glob("lib/python*/site-packages/powernode_agent-*.dist-info"), None)
+        if wheel is None:
+            raise LabError(f"the enrollment command installed no agent:\n{done.stderr[-2000:]}")
+        return f"{wheel.name.removesuffix('.dist-info')} in {self.installed_agent}"
+
+    def installed_agent_env(self) -> dict[str, str]:
+        """agent.env as the enrollment command wrote it (what the systemd unit's EnvironmentFile= reads)."""
+        lines = (self.installed_config / "agent.env").read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines if "=" in line)
+
     def agent_argv(self) -> list[str]:
         """The agent's command line in the node (the shape agent/README.md gives for a namespaced node)."""
         d = self.node_dir
@@ -253,11 +300,12 @@ class Tutorial:
             "cgroup-parent": f"/{self.prefix}dnode",
             "shutdown-timeout": 2,
         }
+        if self.agent_from_platform:  # the installed copy; plain http is allowed by its agent.env
+            program = [str(self.installed_agent / "bin" / "powernode-agent"), "run"]
+        else:  # the lab's platform serves plain http on its ULA address (not loopback): opt in explicitly
+            program = [*AGENT_ARGV, "run", "--insecure-http"]
         return [
-            *AGENT_ARGV,
-            "run",
-            # the lab's platform serves plain http on its overlay/ULA address (not loopback): opt in explicitly
-            "--insecure-http",
+            *program,
             "--state-dir",
             str(d / "state"),
             "--wg-prefix",
@@ -278,13 +326,15 @@ class Tutorial:
         ]
 
     def start_agent(self) -> subprocess.Popen[bytes]:
-        env = {
-            "POWERNODE_URL": self.platform.url,
-            "POWERNODE_AGENT_TOKEN": self.agent_token,
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(AGENT_DIR), os.environ.get("PYTHONPATH")])
-            ),
-        }
+        if self.agent_from_platform:
+            # nothing of the checkout on the path: the agent imports the copy installed from the wheel
+            env = {**self.installed_agent_env(), "PYTHONPATH": ""}
+        else:
+            env = {
+                "POWERNODE_URL": self.platform.url,
+                "POWERNODE_AGENT_TOKEN": self.agent_token,
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(AGENT_DIR), os.environ.get("PYTHONPATH")])),
+            }
         self.node_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Sandboxed: the lab's hosts file (the registry's name), a private /etc/docker trusting the registry.
         return self.lab.spawn(NODE, "agent", self.agent_argv(), env=env, sandbox=True)

@@ -3,8 +3,9 @@ PostgreSQL. Part of the kernel: imports no app."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -88,3 +89,23 @@ def db_call(fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:
                 close_old_connections()
 
     return sync_to_async(run, thread_sensitive=nested)
+
+
+@contextlib.contextmanager
+def advisory_lock(*key: int) -> Iterator[bool]:
+    """Whether this process holds ``key`` now: on PostgreSQL a session-level ``pg_try_advisory_lock``
+    (one holder across every platform process; ``key`` is one bigint or two int4, separate key spaces),
+    released on exit; elsewhere (SQLite: one process) always True. Never waits."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    args = ", ".join(["%s"] * len(key))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT pg_try_advisory_lock({args})", list(key))
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT pg_advisory_unlock({args})", list(key))

@@ -230,9 +230,9 @@ POWERNODE_WANTS_CERT_WINDOW_S = env.int("POWERNODE_WANTS_CERT_WINDOW_S", default
 
 # Docker hosts: the platform's probe of each daemon (docs/CONTAINER_RUNTIMES.md "Probe"). ``ready`` promotes only
 # after the platform read the daemon's version over mTLS (POWERNODE_DOCKER_READY_PROBE, on unless a test suite
-# without daemons turns it off); every platform process started by uvicorn runs the periodic probe in a
-# background thread every POWERNODE_DOCKER_PROBE_INTERVAL_S (0: not in this process; run
-# ``manage.py docker_probe`` as a service instead). On PostgreSQL an advisory lock lets one process probe at a time.
+# without daemons turns it off); every platform process started by uvicorn, and ``manage.py powernode_worker``,
+# runs the periodic probe every POWERNODE_DOCKER_PROBE_INTERVAL_S (0: not in this process). On PostgreSQL an
+# advisory lock lets one process probe at a time.
 POWERNODE_DOCKER_READY_PROBE = env.bool("POWERNODE_DOCKER_READY_PROBE", default=True)
 POWERNODE_DOCKER_PROBE_INTERVAL_S = env.float("POWERNODE_DOCKER_PROBE_INTERVAL_S", default=30)
 POWERNODE_DOCKER_PROBE_TIMEOUT_S = env.float("POWERNODE_DOCKER_PROBE_TIMEOUT_S", default=5)
@@ -291,12 +291,41 @@ if POWERNODE_ENCRYPTION_KEY:
 
 FIXTURE_DIRS = [RESOURCES_DIR / "fixtures"]
 
-# Internal CA (apps.pki): Vault/OpenBao when VAULT_ADDR and VAULT_TOKEN are set, else the local CA files.
+# Internal CA (apps.pki): Vault/OpenBao when VAULT_ADDR and a credential are set, else the local CA files.
+# The credential: a static VAULT_TOKEN, or an AppRole (VAULT_ROLE_ID with VAULT_SECRET_ID, or VAULT_SECRET_ID_FILE
+# read at each login) whose token the platform renews before it expires and replaces by a new login when
+# renewal is refused (apps/pki/adapters/vault.py VaultAuth). VAULT_TOKEN wins when both are set.
 VAULT_ADDR = env.str("VAULT_ADDR", default="")
 VAULT_TOKEN = env.str("VAULT_TOKEN", default="")
+VAULT_ROLE_ID = env.str("VAULT_ROLE_ID", default="")
+VAULT_SECRET_ID = env.str("VAULT_SECRET_ID", default="")
+VAULT_SECRET_ID_FILE = env.str("VAULT_SECRET_ID_FILE", default="")
+VAULT_APPROLE_MOUNT = env.str("VAULT_APPROLE_MOUNT", default="approle")
 VAULT_PKI_MOUNT = env.str("VAULT_PKI_MOUNT", default="pki_int")
 VAULT_PKI_ROLE = env.str("VAULT_PKI_ROLE", default="node")
 VAULT_PKI_ROOT_MOUNT = env.str("VAULT_PKI_ROOT_MOUNT", default="pki")
 VAULT_KV_MOUNT = env.str("VAULT_KV_MOUNT", default="secret")
 VAULT_TIMEOUT = env.float("VAULT_TIMEOUT", default=10.0)
+# The Vault KV outbox (apps/pki/kv.py): each write is sent after its commit; what is left (Vault was down) is
+# drained by ``manage.py powernode_worker`` every VAULT_OUTBOX_INTERVAL_S, VAULT_OUTBOX_BATCH rows per query,
+# backing off up to POWERNODE_WORKER_MAX_BACKOFF_S while Vault fails.
+VAULT_OUTBOX_INTERVAL_S = env.float("VAULT_OUTBOX_INTERVAL_S", default=5.0)
+VAULT_OUTBOX_BATCH = env.int("VAULT_OUTBOX_BATCH", default=100)
+POWERNODE_WORKER_MAX_BACKOFF_S = env.float("POWERNODE_WORKER_MAX_BACKOFF_S", default=60.0)
+# How many machines run platform processes (servers, workers) on this database. Above 1 the local CA refuses
+# to run (system check pki.E001 and a 502 at first use): its key files live on one machine; use Vault.
+POWERNODE_PLATFORM_HOSTS = env.int("POWERNODE_PLATFORM_HOSTS", default=1)
 PKI_LOCAL_CA_DIR = Path(env.str("PKI_LOCAL_CA_DIR", default=str(VAR_DIR / "pki")))
+
+# Agent install from the platform (apps.nodes.agent_dist): the wheel is built from this source tree, and the
+# enrollment command shown to operators names POWERNODE_PUBLIC_URL (the URL nodes reach the platform at; the
+# admin falls back to the address the operator's browser used). POWERNODE_AGENT_PLATFORM_CA_FILE: a PEM
+# bundle that verifies the platform's https certificate (a private CA), served at /agent/platform-ca.pem and
+# pinned by its sha256 in the command; empty when the platform's certificate chains to a public CA.
+POWERNODE_PUBLIC_URL = env.str("POWERNODE_PUBLIC_URL", default="").rstrip("/")
+POWERNODE_AGENT_SOURCE_DIR = Path(env.str("POWERNODE_AGENT_SOURCE_DIR", default=str(BASE_DIR / "agent")))
+POWERNODE_AGENT_PLATFORM_CA_FILE = env.str("POWERNODE_AGENT_PLATFORM_CA_FILE", default="")
+# The systemd unit /agent/powernode-agent.service serves: this file when it exists, else a built-in copy.
+POWERNODE_AGENT_UNIT_FILE = Path(
+    env.str("POWERNODE_AGENT_UNIT_FILE", default=str(BASE_DIR / "deploy" / "systemd" / "powernode-agent.service"))
+)

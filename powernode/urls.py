@@ -1,4 +1,5 @@
-"""Top-level routes (the wiring: the one kernel module that names apps): the admin and the versioned API.
+"""Top-level routes (the wiring: the one kernel module that names apps): the admin, the versioned API and the
+agent's downloads (/agent/).
 
 Every app owns its resources (``apps/<app>/api.py``); the one router of ``/api/v1/`` is built here, so
 no app has to import another's viewsets. ``apps.system.urls`` adds the actions, the schema and the docs.
@@ -36,6 +37,7 @@ router.register("pki/certificates", IssuedCertificateViewSet, basename="pki-cert
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("agent/", include("apps.nodes.agent_dist_urls")),  # the agent's wheel and install script, no auth
     path("api/v1/pki/", include("apps.pki.urls")),
     path("api/v1/agent/heartbeat", heartbeat, name="agent-heartbeat"),
     path("api/v1/runtime/handshake", RuntimeHandshakeView.as_view(), name="runtime-handshake"),

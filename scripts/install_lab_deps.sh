@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs the lab's system tools from Debian's packages when missing (needs root).
+# Installs the lab's system tools from Debian's packages when missing (needs root); systemd-analyze checks
+# the units of deploy/systemd (tests/deploy/test_systemd_units.py).
 # Safe to run again: only the missing packages are installed, apt-get update runs at most once.
 set -eu
 
@@ -13,6 +14,7 @@ busybox-static:/bin/busybox
 nftables:/usr/sbin/nft
 iproute2:/usr/sbin/ip
 curl:/usr/bin/curl
+systemd:/usr/bin/systemd-analyze
 "
 
 if [ "$(id -u)" != 0 ]; then

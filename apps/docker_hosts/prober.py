@@ -5,7 +5,8 @@ starts ``start_background_prober()`` at ASGI lifespan startup: a daemon thread t
 POWERNODE_DOCKER_PROBE_INTERVAL_S. On PostgreSQL each round first takes an advisory lock
 (``pg_try_advisory_lock``), so with several processes one probes and the others skip that round; on SQLite
 (one process) there is no lock. ``manage.py docker_probe`` runs the same loop in the foreground (or one
-round with ``--once``), for deployments that set the interval to 0 in the server processes.
+round with ``--once``); ``manage.py powernode_worker`` runs it as one of the worker's jobs (``probe_job_run``).
+With the same lock everywhere, at most one round runs at a time whoever starts it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from apps.docker_hosts.services.probe import docker_probe_locked_round
+from powernode.jobs import JobRun
 
 log = logging.getLogger(__name__)
 
@@ -56,3 +58,11 @@ def start_background_prober() -> threading.Thread | None:
             )
             _started.start()
     return _started
+
+
+def probe_job_run() -> JobRun:
+    """The worker's probe job (registered in DockerHostsConfig.ready): one round under the probe lock."""
+    counts = docker_probe_locked_round()
+    if counts is None:
+        return JobRun(skipped=True)
+    return JobRun(counts=counts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -16,6 +17,20 @@ from apps.events.selectors import events_recent
 from apps.nodes.models import NodeInstance
 from apps.nodes.selectors import heartbeat_of
 from powernode import runtimes
+from powernode.admin_kit import error_text, run_as_operator
+from powernode.errors import ApplicationError
+
+
+def install_panel(request: HttpRequest, instance: NodeInstance) -> dict[str, Any] | None:
+    """The enrollment command (``system_agent_install_command``), for the URL nodes reach the platform at:
+    POWERNODE_PUBLIC_URL, else the one this browser used. The token is not in it: it was shown once."""
+    if instance.status == NodeInstance.Status.DELETED or not request.user.has_perm("system.instance_view"):
+        return None
+    base = settings.POWERNODE_PUBLIC_URL or request.build_absolute_uri("/").rstrip("/")
+    try:
+        return run_as_operator(request, "system_agent_install_command", {"id": str(instance.id), "platform_url": base})
+    except ApplicationError as exc:  # e.g. a POWERNODE_PUBLIC_URL with a path: say so on the page
+        return {"error": error_text(exc)}
 
 
 def runtime_panels(instance: NodeInstance) -> dict[str, Any]:
@@ -49,6 +64,7 @@ class NodeInstanceOverviewMixin:
                     instance.node_template.assignments.select_related("module").order_by("module__name")
                 ),
                 "pn_hosts": panels["hosts"],
+                "pn_install": install_panel(request, instance),
                 "pn_pre_host_hint": panels["hint"],
                 "pn_events": events_recent(instance_id=instance.id, limit=10)
                 if request.user.has_perm("system.events_view")

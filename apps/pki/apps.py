@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class PkiConfig(AppConfig):
@@ -7,14 +8,23 @@ class PkiConfig(AppConfig):
     verbose_name = "Internal CA"
 
     def ready(self) -> None:
-        from apps.pki import (
-            kinds,  # noqa: F401  (declares the event kinds this app records)
+        from apps.pki import (  # noqa: F401  (system checks; the event kinds this app records)
+            checks,
+            kinds,
             selectors,
         )
+        from apps.pki.kv import outbox_job_run
         from apps.pki.services import ca_ready
-        from powernode import metrics
+        from powernode import jobs, metrics
         from powernode.health import register_readiness_check
 
+        jobs.register(
+            jobs.Job(
+                name="vault_outbox",
+                run=outbox_job_run,
+                interval_s=lambda: float(settings.VAULT_OUTBOX_INTERVAL_S),
+            )
+        )
         register_readiness_check("ca", ca_ready)
         metrics.register_gauge(
             "powernode_outbox_pending",

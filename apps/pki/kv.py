@@ -1,14 +1,19 @@
 """Vault KV v2: the hvac adapter and the after-commit outbox that makes every secret write eventually land.
 
 ``kv_write_after_commit`` records the write in the caller's transaction (so a crash after commit loses
-nothing) and sends pending writes, oldest first, once the transaction commits; ``vault_sync`` (and every
-later write) retries what failed. Reads never come from here: the DB mirror is the source of truth.
+nothing) and sends that write once the transaction commits; the outbox worker (``manage.py
+powernode_worker``, or ``vault_sync`` once) sends what is left, in bounded batches, one drainer at a time.
+Reads never come from here: the DB mirror is the source of truth.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,26 +21,40 @@ import hvac
 import hvac.exceptions
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from apps.pki.adapters.vault import VaultAuth
 from apps.pki.models import VaultKvOutbox
 from powernode import secretbox
+from powernode.db import advisory_lock
 from powernode.errors import VaultUnavailableError
+from powernode.jobs import JobRun
 
 log = logging.getLogger(__name__)
 
-NOT_CONFIGURED = "Vault not configured (VAULT_ADDR / VAULT_TOKEN unset): kept in the database only."
+NOT_CONFIGURED = (
+    "Vault not configured (VAULT_ADDR with VAULT_TOKEN or VAULT_ROLE_ID unset): kept in the database only."
+)
 
 
 class VaultKvAdapter:
     """Write and read secrets under ``{mount}/data/{path}``; hvac errors become ``VaultUnavailableError``."""
 
-    def __init__(self, url: str, token: str, *, mount: str = "secret", timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, token: str = "", *, mount: str = "secret", timeout: float = 10.0, auth: VaultAuth | None = None
+    ) -> None:
         session = requests.Session()
         session.trust_env = False  # no proxy or CA-bundle variables for the platform's own Vault
         self.mount = mount
-        self.client = hvac.Client(url=url.rstrip("/"), token=token, timeout=timeout, session=session)
+        self.auth = auth or VaultAuth(url, token=token, timeout=timeout)
+        self._client = hvac.Client(url=url.rstrip("/"), timeout=timeout, session=session)
+
+    @property
+    def client(self) -> hvac.Client:
+        self._client.token = self.auth.token()  # a static token, or the AppRole token (renewed, or a new login)
+        return self._client
 
     def write(self, path: str, data: dict[str, Any]) -> int:
         """Write a new version; return its version number."""
@@ -75,18 +94,61 @@ class VaultKvAdapter:
         return response["data"]["data"]
 
 
-def kv_configured() -> bool:
-    return bool(getattr(settings, "VAULT_ADDR", "") and getattr(settings, "VAULT_TOKEN", ""))
+# -- the platform's Vault credentials ----------------------------------------------------------------------
+_auths: dict[tuple[Any, ...], VaultAuth] = {}
+_auths_lock = threading.Lock()
+
+
+def vault_configured() -> bool:
+    """VAULT_ADDR with a credential: VAULT_TOKEN, or the AppRole's VAULT_ROLE_ID."""
+    return bool(
+        getattr(settings, "VAULT_ADDR", "")
+        and (getattr(settings, "VAULT_TOKEN", "") or getattr(settings, "VAULT_ROLE_ID", ""))
+    )
+
+
+kv_configured = vault_configured  # the KV outbox is on exactly when Vault is
+
+
+def get_vault_auth() -> VaultAuth | None:
+    """The process's one VaultAuth for the configured credentials (its AppRole token is shared by every
+    adapter, so a process logs in once, not per adapter or thread); None when Vault is not configured."""
+    if not vault_configured():
+        return None
+    key = (
+        settings.VAULT_ADDR,
+        getattr(settings, "VAULT_TOKEN", ""),
+        getattr(settings, "VAULT_ROLE_ID", ""),
+        getattr(settings, "VAULT_SECRET_ID", ""),
+        getattr(settings, "VAULT_SECRET_ID_FILE", ""),
+        getattr(settings, "VAULT_APPROLE_MOUNT", "approle"),
+        float(getattr(settings, "VAULT_TIMEOUT", 10)),
+    )
+    with _auths_lock:
+        auth = _auths.get(key)
+        if auth is None:
+            url, token, role_id, secret_id, secret_id_file, mount, timeout = key
+            auth = _auths[key] = VaultAuth(
+                url,
+                token=token,
+                role_id=role_id,
+                secret_id=secret_id,
+                secret_id_file=secret_id_file,
+                mount=mount,
+                timeout=timeout,
+            )
+    return auth
 
 
 def get_kv_adapter() -> VaultKvAdapter | None:
-    if not kv_configured():
+    auth = get_vault_auth()
+    if auth is None:
         return None
     return VaultKvAdapter(
         settings.VAULT_ADDR,
-        settings.VAULT_TOKEN,
         mount=getattr(settings, "VAULT_KV_MOUNT", "secret"),
         timeout=float(getattr(settings, "VAULT_TIMEOUT", 10)),
+        auth=auth,
     )
 
 
@@ -94,8 +156,9 @@ def kv_write_after_commit(*, path: str, data: dict[str, str]) -> VaultKvOutbox:
     """Queue a KV v2 write of ``data`` at ``path`` (under settings.VAULT_KV_MOUNT) for after commit.
 
     Call inside the transaction that stores the DB copy. The outbox row is written now, in that
-    transaction (payload encrypted); after commit, every pending row is sent oldest first. Without
-    Vault configured the row is recorded as ``skipped`` with no payload, and nothing fails.
+    transaction (payload encrypted); after commit this row is sent (with the few older pending rows of
+    the same path before it, see ``outbox_send_row``). Without Vault configured the row is recorded as
+    ``skipped`` with no payload, and nothing fails.
     """
     if not kv_configured():
         row = VaultKvOutbox.objects.create(
@@ -103,7 +166,7 @@ def kv_write_after_commit(*, path: str, data: dict[str, str]) -> VaultKvOutbox:
         )
         return row
     row = VaultKvOutbox.objects.create(path=path, payload_encrypted=secretbox.encrypt(json.dumps(data)))
-    transaction.on_commit(_sync_after_commit, robust=True)
+    transaction.on_commit(functools.partial(_send_after_commit, row.pk), robust=True)
     return row
 
 
@@ -121,15 +184,97 @@ def kv_destroy_after_commit(*, path: str) -> VaultKvOutbox:
             done_at=timezone.now(),
         )
     row = VaultKvOutbox.objects.create(path=path, operation=VaultKvOutbox.Operation.DESTROY)
-    transaction.on_commit(_sync_after_commit, robust=True)
+    transaction.on_commit(functools.partial(_send_after_commit, row.pk), robust=True)
     return row
 
 
-def _sync_after_commit() -> None:
+def _send_after_commit(row_id: Any) -> None:
     try:
-        vault_sync_pending()
+        outbox_send_row(row_id)
     except Exception:  # the outbox keeps the write; the caller's commit already succeeded
-        log.exception("Vault KV sync after commit failed; vault_sync will retry")
+        log.exception("Vault KV send after commit failed; the worker (powernode_worker) will retry")
+
+
+# -- sending ----------------------------------------------------------------------------------------------
+# Order: writes to one path reach Vault in created_at order (the services that write one path serialise on
+# the row it mirrors, so created_at order is their commit order). Whoever sends a path's rows holds that
+# path's advisory lock (PATH_LOCK_CLASS, hashtext(path)) and sends only the oldest pending row of the path;
+# paths do not wait for each other. The outbox worker also holds DRAIN_LOCK_KEY: one drainer at a time.
+
+#: pg_try_advisory_lock key of the outbox drainer (one across every platform process and worker)
+DRAIN_LOCK_KEY = 0x706E_6B76_6F62  # "pnkvob"
+#: first key of the per-path locks, pg_try_advisory_lock(int4, int4): (PATH_LOCK_CLASS, hashtext(path))
+PATH_LOCK_CLASS = 0x706E_6B76  # "pnkv"
+#: after commit, a write is sent inline with at most this many older pending rows of its path before it;
+#: a longer queue (Vault was down) is the worker's, so no request drains a backlog
+INLINE_MAX_ROWS = 5
+
+
+@contextlib.contextmanager
+def _path_lock(path: str) -> Iterator[bool]:
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT hashtext(%s)", [path])
+        key = cursor.fetchone()[0]
+    with advisory_lock(PATH_LOCK_CLASS, key) as acquired:
+        yield acquired
+
+
+def _pending() -> QuerySet[VaultKvOutbox]:
+    return VaultKvOutbox.objects.filter(status=VaultKvOutbox.Status.PENDING).order_by("created_at", "id")
+
+
+def _send(adapter: VaultKvAdapter, row: VaultKvOutbox) -> str:
+    """Send one row (its path's lock held); mark it done. Returns the error message, "" when sent."""
+    # The HTTP call runs outside any transaction: no DB lock is held while Vault answers (or not).
+    now = timezone.now()
+    try:
+        if row.operation == VaultKvOutbox.Operation.DESTROY:
+            adapter.destroy(row.path)
+        else:
+            adapter.write(row.path, json.loads(secretbox.decrypt(row.payload_encrypted)))
+    except VaultUnavailableError as exc:
+        VaultKvOutbox.objects.filter(pk=row.pk).update(
+            attempts=row.attempts + 1, last_attempt_at=now, last_error=exc.message
+        )
+        return exc.message
+    VaultKvOutbox.objects.filter(pk=row.pk, status=VaultKvOutbox.Status.PENDING).update(
+        attempts=row.attempts + 1,
+        last_attempt_at=now,
+        last_error="",
+        status=VaultKvOutbox.Status.DONE,
+        done_at=timezone.now(),
+        payload_encrypted="",  # written: no second copy of the secret at rest
+    )
+    return ""
+
+
+def outbox_send_row(row_id: Any) -> bool:
+    """Send one committed row now, after the older pending rows of its path (at most INLINE_MAX_ROWS).
+
+    Leaves it to the worker (returns False) when another process is sending that path, when the path's
+    queue is longer (a backlog after an outage) or when Vault refuses; never sends other paths' rows.
+    """
+    adapter = get_kv_adapter()
+    row = VaultKvOutbox.objects.filter(pk=row_id, status=VaultKvOutbox.Status.PENDING).first()
+    if row is None:  # already sent (by the worker, or by an earlier write of its path)
+        return True
+    if adapter is None:
+        return False
+    with _path_lock(row.path) as acquired:
+        if not acquired:
+            return False
+        head = list(_pending().filter(path=row.path, created_at__lte=row.created_at)[: INLINE_MAX_ROWS + 1])
+        if len(head) > INLINE_MAX_ROWS or row.pk not in {r.pk for r in head}:
+            return False
+        for older in head:
+            if _send(adapter, older):
+                return False
+            if older.pk == row.pk:
+                return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -140,42 +285,67 @@ class SyncReport:
     last_error: str = ""
 
 
-def vault_sync_pending(*, limit: int | None = None) -> SyncReport:
-    """Send pending outbox rows to Vault, oldest first; stop at the first failure so order is kept."""
+def vault_sync_pending(
+    *, limit: int | None = None, batch_size: int | None = None, max_failures: int = 3
+) -> SyncReport:
+    """Send pending outbox rows to Vault: batches of ``batch_size`` (settings.VAULT_OUTBOX_BATCH), oldest
+    first, each path in order. A failed row holds back the later rows of its path; after ``max_failures``
+    failures (Vault down) the run stops. A path another process is sending is left for the next run."""
     adapter = get_kv_adapter()
-    pending = VaultKvOutbox.objects.filter(status=VaultKvOutbox.Status.PENDING).order_by("created_at")
     if adapter is None:
-        return SyncReport(written=0, failed=0, pending=pending.count(), last_error=NOT_CONFIGURED)
+        return SyncReport(written=0, failed=0, pending=_pending().count(), last_error=NOT_CONFIGURED)
+    batch_size = batch_size or int(getattr(settings, "VAULT_OUTBOX_BATCH", 100))
     written = failed = 0
     last_error = ""
-    ids = list(pending.values_list("id", flat=True))
-    for row_id in ids[:limit] if limit else ids:
-        row = VaultKvOutbox.objects.filter(pk=row_id, status=VaultKvOutbox.Status.PENDING).first()
-        if row is None:  # another worker finished it meanwhile
-            continue
-        # The HTTP call runs outside any transaction: no DB lock is held while Vault answers (or not).
-        # Two concurrent syncs may both send a row; that only adds an identical KV version.
-        now = timezone.now()
-        try:
-            if row.operation == VaultKvOutbox.Operation.DESTROY:
-                adapter.destroy(row.path)
-            else:
-                adapter.write(row.path, json.loads(secretbox.decrypt(row.payload_encrypted)))
-        except VaultUnavailableError as exc:
-            VaultKvOutbox.objects.filter(pk=row.pk).update(
-                attempts=row.attempts + 1, last_attempt_at=now, last_error=exc.message
-            )
-            failed += 1
-            last_error = exc.message
+    held_back: set[str] = set()  # paths whose next row may not go now (failed, or being sent elsewhere)
+    while limit is None or written + failed < limit:
+        size = batch_size if limit is None else min(batch_size, limit - written - failed)
+        batch = list(_pending().exclude(path__in=held_back)[:size])
+        if not batch:
             break
-        VaultKvOutbox.objects.filter(pk=row.pk, status=VaultKvOutbox.Status.PENDING).update(
-            attempts=row.attempts + 1,
-            last_attempt_at=now,
-            last_error="",
-            status=VaultKvOutbox.Status.DONE,
-            done_at=timezone.now(),
-            payload_encrypted="",  # written: no second copy of the secret at rest
-        )
-        written += 1
-    remaining = VaultKvOutbox.objects.filter(status=VaultKvOutbox.Status.PENDING).count()
-    return SyncReport(written=written, failed=failed, pending=remaining, last_error=last_error)
+        progress = False
+        for row in batch:
+            if row.path in held_back:
+                continue
+            with _path_lock(row.path) as acquired:
+                head = _pending().filter(path=row.path).first() if acquired else None
+                if head is None or head.pk != row.pk:  # being sent elsewhere, or already sent
+                    held_back.add(row.path)
+                    continue
+                error = _send(adapter, head)
+            if error:
+                failed += 1
+                last_error = error
+                held_back.add(row.path)
+                if failed >= max_failures:
+                    return SyncReport(written, failed, _pending().count(), last_error)
+            else:
+                written += 1
+                progress = True
+        if not progress:
+            break
+    return SyncReport(written=written, failed=failed, pending=_pending().count(), last_error=last_error)
+
+
+def outbox_drain_locked(**kwargs: Any) -> SyncReport | None:
+    """``vault_sync_pending`` under the drainer's advisory lock; None when another process is draining."""
+    with advisory_lock(DRAIN_LOCK_KEY) as acquired:
+        if not acquired:
+            return None
+        return vault_sync_pending(**kwargs)
+
+
+def outbox_job_run() -> JobRun:
+    """The worker's outbox job (registered in PkiConfig.ready)."""
+    if not kv_configured():
+        return JobRun(counts={"vault": "not configured"})
+    report = outbox_drain_locked()
+    if report is None:
+        return JobRun(skipped=True)
+    counts = {"written": report.written, "failed": report.failed, "pending": report.pending}
+    return JobRun(
+        counts=counts,
+        failed=bool(report.failed),
+        more=bool(report.pending and not report.failed and report.written),
+        error=report.last_error,
+    )

@@ -1,6 +1,7 @@
 """InternalCaService: sign host CSRs, issue client keypairs, revoke, publish and report — through one adapter.
 
-The adapter is ``VaultCaAdapter`` when settings VAULT_ADDR and VAULT_TOKEN are set, else
+The adapter is ``VaultCaAdapter`` when settings VAULT_ADDR and a credential (VAULT_TOKEN, or the AppRole's
+VAULT_ROLE_ID + VAULT_SECRET_ID: apps.pki.kv.get_vault_auth) are set, else
 ``LocalCaAdapter`` on settings PKI_LOCAL_CA_DIR. The CA is called before any row is written, so a CA
 failure (``CaUnavailableError``, 502) leaves nothing behind; callers that wrap these calls in their own
 ``transaction.atomic`` (the handshake) roll back their rows with it.
@@ -22,14 +23,14 @@ from django.utils import timezone
 
 from apps.events.services import event_record
 from apps.pki import kinds
-from apps.pki.adapters.base import CaAdapter, IssuedKeypair, SignedCertificate, canonical_serial
+from apps.pki.adapters.base import CaAdapter, CaStatus, IssuedKeypair, SignedCertificate, canonical_serial
 from apps.pki.adapters.local import LocalCaAdapter
 from apps.pki.adapters.vault import VaultCaAdapter
-from apps.pki.kv import kv_configured
+from apps.pki.kv import get_vault_auth, kv_configured
 from apps.pki.models import IssuedCertificate, VaultKvOutbox
 from powernode import metrics
 from powernode.actors import Actor
-from powernode.errors import NotFound, ValidationError
+from powernode.errors import CaUnavailableError, NotFound, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class IssuedClientKeypair:
 def _vault_settings() -> dict[str, Any]:
     return {
         "url": getattr(settings, "VAULT_ADDR", ""),
-        "token": getattr(settings, "VAULT_TOKEN", ""),
+        "auth": get_vault_auth(),
         "pki_mount": getattr(settings, "VAULT_PKI_MOUNT", "pki_int"),
         "role": getattr(settings, "VAULT_PKI_ROLE", "node"),
         "root_mount": getattr(settings, "VAULT_PKI_ROOT_MOUNT", "pki"),
@@ -106,19 +107,44 @@ def local_ca_dir() -> Path:
     return Path(configured) if configured else Path(settings.VAR_DIR) / "pki"
 
 
+def platform_hosts() -> int:
+    """settings POWERNODE_PLATFORM_HOSTS: how many machines run platform processes on this database."""
+    return int(getattr(settings, "POWERNODE_PLATFORM_HOSTS", 1) or 1)
+
+
+def local_ca_refusal() -> str:
+    """Why the local CA may not be used here ("" when it may): its key and serial files live on one
+    machine's disk, so with several platform hosts each would sign with a CA of its own."""
+    hosts = platform_hosts()
+    if hosts <= 1 or get_vault_auth() is not None:
+        return ""
+    return (
+        f"The local CA (files in {local_ca_dir()} on this machine) cannot serve POWERNODE_PLATFORM_HOSTS={hosts} "
+        "platform hosts: each host would sign with a CA of its own. Configure Vault/OpenBao (VAULT_ADDR with "
+        "VAULT_ROLE_ID and VAULT_SECRET_ID, or VAULT_TOKEN; docs/runbooks/pki.md), or set "
+        "POWERNODE_PLATFORM_HOSTS=1 when one machine runs the platform."
+    )
+
+
 def get_ca_adapter() -> CaAdapter:
-    """The active adapter, cached per configuration so Vault's HTTP keep-alive session is reused."""
+    """The active adapter, cached per configuration so Vault's HTTP keep-alive session is reused.
+
+    Raises ``CaUnavailableError`` when only the local CA is configured but several platform hosts are.
+    """
     vault = _vault_settings()
-    if vault["url"] and vault["token"]:
+    if vault["auth"] is not None:
         key: tuple[Any, ...] = ("vault", *vault.values())
     else:
+        refusal = local_ca_refusal()
+        if refusal:
+            details = {"platform_hosts": platform_hosts(), "ca_adapter": "LocalCaAdapter"}
+            raise CaUnavailableError(refusal, details=details)
         key = ("local", str(local_ca_dir()))
     with _adapters_lock:
         adapter = _adapters.get(key)
         if adapter is None:
             if key[0] == "vault":
-                url, token = vault.pop("url"), vault.pop("token")
-                adapter = VaultCaAdapter(url, token, **vault)
+                adapter = VaultCaAdapter(vault.pop("url"), **vault)
             else:
                 adapter = LocalCaAdapter(local_ca_dir())
             _adapters[key] = adapter
@@ -398,10 +424,14 @@ def ca_status() -> dict[str, Any]:
 
     Never raises because the CA or Vault is down: that is reported as ``reachable: false``.
     """
-    adapter = get_ca_adapter()
-    status = adapter.status()
+    try:
+        adapter = get_ca_adapter()
+    except CaUnavailableError as exc:  # the local CA refused (several platform hosts)
+        status = CaStatus(adapter="LocalCaAdapter", reachable=False, details={"error": exc.message})
+    else:
+        status = adapter.status()
     vault_cfg = _vault_settings()
-    configured = bool(vault_cfg["url"] and vault_cfg["token"])
+    configured = vault_cfg["auth"] is not None
     vault: dict[str, Any] = {
         "configured": configured,
         "reachable": status.reachable if configured else None,
@@ -411,6 +441,7 @@ def ca_status() -> dict[str, Any]:
     if configured:
         vault.update(
             addr=vault_cfg["url"],
+            credential=vault_cfg["auth"].method,  # static | approle
             pki_mount=vault_cfg["pki_mount"],
             role=vault_cfg["role"],
             mounts=status.details.get("mounts", {}),

@@ -56,6 +56,12 @@ def _cases(fleet: dict[str, Any]) -> dict[str, Case]:
             bad={"template_id": t, "name": 7},
             missing={"template_id": MISSING, "name": "node-3"},
         ),
+        "system_agent_install_command": Case(
+            ok={"id": i, "platform_url": "https://platform.example.net"},
+            key="command",
+            bad={"id": i, "platform_url": 7},
+            missing={"id": MISSING, "platform_url": "https://platform.example.net"},
+        ),
         "system_get_instance": Case(
             ok={"id": i}, key="instance", bad={"id": "not-a-uuid"}, missing={"id": MISSING}
         ),

@@ -8,6 +8,7 @@ and ``ready`` long enough to kill the agent there, deterministically.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.lab
 @pytest.fixture(scope="module")
 def tutorial(lab_possible: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tutorial]:
     gate = tmp_path_factory.mktemp("dockerd-gate") / "open"
-    walk = Tutorial(fresh_prefix(), dockerd_gate=gate, out=lambda line: None)
+    walk = Tutorial(fresh_prefix(), dockerd_gate=gate, agent_from_platform=True, out=lambda line: None)
     try:
         walk.build()
         yield walk
@@ -48,6 +49,45 @@ def tutorial(lab_possible: None, tmp_path_factory: pytest.TempPathFactory) -> It
 
 def kinds(events: list[dict[str, Any]]) -> list[str]:
     return [e["kind"] for e in events]
+
+
+def test_the_node_runs_the_agent_its_enrollment_command_installed_from_the_platform(tutorial: Tutorial) -> None:
+    shown = tutorial.platform.action("system_agent_install_command", {"id": tutorial.instance_id})
+    wheel = shown["wheel"]
+    # what the node downloads over the lab network is what the platform's answer pins
+    copy = tutorial.node_dir / "fetched.whl"
+    assert tutorial.lab.ns(NODE).run("curl", "-fsSg", "-o", str(copy), wheel["url"]).returncode == 0
+    assert hashlib.sha256(copy.read_bytes()).hexdigest() == wheel["sha256"]
+    assert tutorial.install_command.startswith(shown["command"].split(" | ")[0])
+
+    # the running agent is the installed copy, started with the agent.env the command wrote
+    installed = str(tutorial.installed_agent / "bin")
+    agents = [pid for pid in tutorial.lab.ns(NODE).pids() if installed in _cmdline(pid)]
+    assert agents, "no process of the node runs the agent installed from the platform"
+    environ = _environ(agents[0])
+    assert environ.get("PYTHONPATH", "") == "" and "POWERNODE_AGENT_TOKEN" not in environ
+    assert environ["POWERNODE_AGENT_TOKEN_FILE"] == str(tutorial.installed_config / "token")
+    assert tutorial.platform.action("system_get_instance", {"id": tutorial.instance_id})["instance"]["status"] == (
+        "online"
+    )
+
+    # every request line of the platform's access log: the downloads and the heartbeats, never the token
+    log = (tutorial.lab.dir / "logs" / "server.log").read_text(errors="replace")
+    assert "GET /agent/install.sh" in log and f"GET /agent/{wheel['filename']}" in log
+    assert "POST /api/v1/agent/heartbeat" in log
+    assert tutorial.agent_token not in log and "pna_" not in log
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
 
 
 def test_handshake_in_the_tutorials_order_and_survives_an_agent_killed_mid_handshake(

@@ -98,11 +98,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def mcp_http(mcp_platform: Platform) -> Iterator[str]:
-    """uvicorn serving the composed ASGI app on a free loopback port; yields the base URL."""
+@contextlib.contextmanager
+def uvicorn_server(platform: Platform, name: str = "uvicorn") -> Iterator[str]:
+    """One platform server process (uvicorn, the composed ASGI app) on a free loopback port; yields its URL."""
     port = _free_port()
-    log_path = mcp_platform.var_dir / "uvicorn.log"
+    log_path = platform.var_dir / f"{name}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [
@@ -118,7 +118,7 @@ def mcp_http(mcp_platform: Platform) -> Iterator[str]:
                 "warning",
             ],
             cwd=BASE_DIR,
-            env=mcp_platform.env,
+            env=platform.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -133,6 +133,13 @@ def mcp_http(mcp_platform: Platform) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def mcp_http(mcp_platform: Platform) -> Iterator[str]:
+    """uvicorn serving the composed ASGI app on a free loopback port; yields the base URL."""
+    with uvicorn_server(mcp_platform) as base:
+        yield base
 
 
 def _wait_until_up(proc: subprocess.Popen, base: str, log_path: Path) -> None:

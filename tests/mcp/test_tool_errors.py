@@ -222,7 +222,8 @@ def test_non_object_arguments_are_tool_errors_over_http(mcp_platform, mcp_http) 
     with httpx2.Client(base_url=mcp_http, headers=headers, timeout=60) as http:
         opened = http.post("/mcp", json=INITIALIZE)
         assert opened.status_code == 200
-        session = {"Mcp-Session-Id": opened.headers["mcp-session-id"], "Mcp-Protocol-Version": "2025-06-18"}
+        assert "mcp-session-id" not in opened.headers, "stateless: no session to name"
+        session = {"Mcp-Protocol-Version": "2025-06-18"}
         assert http.post("/mcp", json=INITIALIZED, headers=session).status_code == 202
         answers = {}
         calls = [*NON_OBJECT_ARGUMENTS.items(), (5, {"limit": 1})]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.docker_hosts import kinds
@@ -27,6 +27,7 @@ from apps.docker_hosts.services.client_keypair import client_keypair_renew_due
 from apps.docker_hosts.services.host_state import save_fields
 from apps.events.services import event_record
 from powernode.actors import Actor
+from powernode.db import advisory_lock
 from powernode.errors import ApplicationError, DockerDaemonError
 
 log = logging.getLogger(__name__)
@@ -149,22 +150,10 @@ def docker_probe_round(
     return counts
 
 
-@contextlib.contextmanager
-def probe_lock() -> Iterator[bool]:
+def probe_lock() -> contextlib.AbstractContextManager[bool]:
     """Whether this process may probe now: on PostgreSQL a session advisory lock (one prober across every
     platform process); elsewhere (SQLite: one process) always."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+    return advisory_lock(ADVISORY_LOCK_KEY)
 
 
 def docker_probe_locked_round(**kwargs) -> dict[str, int] | None:  # noqa: ANN003 - docker_probe_round's

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -93,6 +94,108 @@ def _ttl(ttl: dt.timedelta) -> str:
     return f"{seconds}s"
 
 
+class VaultAuth:
+    """Where the platform's Vault token comes from: a static token (VAULT_TOKEN), or an AppRole login
+    (VAULT_ROLE_ID + VAULT_SECRET_ID) renewed before it expires.
+
+    AppRole: log in; once two thirds of the token's TTL have passed, ``renew-self``; when Vault refuses the
+    renewal (the token reached its max TTL, or was revoked) or grants less than a third of the login's TTL,
+    log in again. Thread-safe; one per process, shared by the KV and CA adapters. ``token()`` raises the
+    hvac/requests exception of a failed login: the adapters' own handlers translate it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str = "",
+        role_id: str = "",
+        secret_id: str = "",
+        secret_id_file: str = "",
+        mount: str = "approle",
+        timeout: float = 10.0,
+        verify: bool | str = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not token and not role_id:
+            raise ValueError("VaultAuth needs a token or an AppRole role_id")
+        self.url = url.rstrip("/")
+        self.method = "approle" if role_id and not token else "static"
+        self._static = token
+        self.role_id = role_id
+        self._secret_id = secret_id
+        self.secret_id_file = secret_id_file
+        self.mount = mount
+        self.timeout = timeout
+        self.verify = verify
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token = ""
+        self._login_ttl = 0.0
+        self._renewable = False
+        self._renew_at = self._expires_at = 0.0
+        self.logins = self.renewals = 0  # counters for status and tests
+
+    def token(self) -> str:
+        if self.method == "static":
+            return self._static
+        with self._lock:
+            now = self._clock()
+            if self._token and now < self._renew_at:
+                return self._token
+            if self._token and self._renewable and now < self._expires_at and self._renew(now):
+                return self._token
+            self._login(now)
+            return self._token
+
+    def forget(self, token: str) -> None:
+        """Vault refused ``token`` (revoked out of band): the next ``token()`` logs in again."""
+        with self._lock:
+            if self.method == "approle" and token == self._token:
+                self._token = ""
+
+    def _client(self, token: str = "") -> hvac.Client:
+        session = requests.Session()
+        session.trust_env = False
+        return hvac.Client(url=self.url, token=token or None, timeout=self.timeout, verify=self.verify, session=session)
+
+    def _secret(self) -> str:
+        if self.secret_id_file:  # read at each login, so a rotated secret_id is picked up without a restart
+            with open(self.secret_id_file, encoding="utf-8") as f:
+                return f.read().strip()
+        return self._secret_id
+
+    def _login(self, now: float) -> None:
+        answer = self._client().auth.approle.login(
+            role_id=self.role_id, secret_id=self._secret(), use_token=False, mount_point=self.mount
+        )
+        auth = answer["auth"]
+        self._login_ttl = float(auth.get("lease_duration") or 0)
+        self._set(auth, now)
+        self.logins += 1
+
+    def _renew(self, now: float) -> bool:
+        try:
+            auth = self._client(self._token).auth.token.renew_self()["auth"]
+        except (hvac.exceptions.VaultError, requests.RequestException, OSError, ValueError, KeyError, TypeError):
+            return False  # refused or unreachable: a login says which
+        if float(auth.get("lease_duration") or 0) < self._login_ttl / 3:
+            return False  # capped by the token's max TTL: a fresh login gives a full TTL
+        self._set(auth, now)
+        self.renewals += 1
+        return True
+
+    def _set(self, auth: dict[str, Any], now: float) -> None:
+        ttl = float(auth.get("lease_duration") or 0)
+        self._token = auth["client_token"]
+        self._renewable = bool(auth.get("renewable"))
+        if ttl <= 0:  # a token without expiry
+            self._renew_at = self._expires_at = float("inf")
+        else:
+            self._expires_at = now + ttl
+            self._renew_at = now + ttl * 2 / 3
+
+
 class VaultCaAdapter(CaAdapter):
     """Talks to ``{url}/v1/{pki_mount}``; one hvac client (and HTTP keep-alive session) per thread."""
 
@@ -101,7 +204,7 @@ class VaultCaAdapter(CaAdapter):
     def __init__(
         self,
         url: str,
-        token: str,
+        token: str = "",
         *,
         pki_mount: str = "pki_int",
         role: str = "node",
@@ -109,9 +212,10 @@ class VaultCaAdapter(CaAdapter):
         client_mount_prefix: str = CLIENT_MOUNT_PREFIX,
         timeout: float = 10.0,
         verify: bool | str = True,
+        auth: VaultAuth | None = None,
     ) -> None:
         self.url = url.rstrip("/")
-        self.token = token
+        self.auth = auth or VaultAuth(url, token=token, timeout=timeout, verify=verify)
         self.pki_mount = pki_mount
         self.role = role
         self.root_mount = root_mount
@@ -129,10 +233,9 @@ class VaultCaAdapter(CaAdapter):
             session = requests.Session()
             # Only the CA bundle given here applies, not REQUESTS_CA_BUNDLE or proxy variables.
             session.trust_env = False
-            client = hvac.Client(
-                url=self.url, token=self.token, timeout=self.timeout, verify=self.verify, session=session
-            )
+            client = hvac.Client(url=self.url, timeout=self.timeout, verify=self.verify, session=session)
             self._local.client = client
+        client.token = self.auth.token()  # a static token, or the AppRole token (renewed or logged in again)
         return client
 
     def _call(self, action: str, fn: Callable[[], T], *, csr: bool = False) -> T:
@@ -300,7 +403,11 @@ class VaultCaAdapter(CaAdapter):
             details["token_valid"] = True
         except hvac.exceptions.Forbidden:
             details["token_valid"] = False
-            details["error"] = "Vault rejected the platform's token (VAULT_TOKEN)"
+            details["error"] = (
+                "Vault rejected the platform's token (VAULT_TOKEN)"
+                if self.auth.method == "static"
+                else "Vault rejected the platform's AppRole token"
+            )
         except (hvac.exceptions.VaultError, requests.RequestException, OSError, ValueError) as exc:
             details["token_valid"] = None
             details["error"] = _vault_message(exc)
@@ -604,4 +711,54 @@ def bootstrap(
         )
         client.sys.create_or_update_policy(PLATFORM_POLICY, policy)
         report["policy"] = PLATFORM_POLICY
+    return report
+
+
+def approle_bootstrap(
+    *,
+    url: str,
+    token: str,
+    role_name: str = PLATFORM_POLICY,
+    mount: str = "approle",
+    token_ttl: str = "1h",
+    token_max_ttl: str = "24h",
+    new_secret_id: bool = False,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """Enable the AppRole auth method at ``mount`` (when missing) and write the platform's role: tokens with
+    only the platform policy, ``token_ttl`` (renewed by the platform) up to ``token_max_ttl`` (then it logs in
+    again). Returns ``role_id``, what was created, and a fresh ``secret_id`` when ``new_secret_id``.
+    Idempotent: the role is rewritten, its role_id kept. Needs a token allowed to manage auth methods."""
+    session = requests.Session()
+    session.trust_env = False
+    client = hvac.Client(url=url.rstrip("/"), token=token, timeout=timeout, session=session)
+    report: dict[str, Any] = {"created": [], "present": []}
+    with vault_errors("set up the platform's AppRole"):
+        methods = client.sys.list_auth_methods()
+        methods = methods.get("data", methods)
+        role_existed = False
+        if f"{mount}/" in methods:
+            report["present"].append(f"auth:{mount}")
+            try:
+                client.auth.approle.read_role_id(role_name, mount_point=mount)
+                role_existed = True
+            except hvac.exceptions.InvalidPath:
+                pass
+        else:
+            client.sys.enable_auth_method("approle", path=mount)
+            report["created"].append(f"auth:{mount}")
+        client.auth.approle.create_or_update_approle(
+            role_name,
+            token_policies=[PLATFORM_POLICY],
+            token_ttl=token_ttl,
+            token_max_ttl=token_max_ttl,
+            token_type="service",  # renewable
+            mount_point=mount,
+        )
+        report["present" if role_existed else "created"].append(f"approle:{role_name}")
+        report["role_id"] = client.auth.approle.read_role_id(role_name, mount_point=mount)["data"]["role_id"]
+        if new_secret_id:
+            report["secret_id"] = client.auth.approle.generate_secret_id(role_name, mount_point=mount)["data"][
+                "secret_id"
+            ]
     return report

@@ -3,6 +3,11 @@
 A missing or invalid token is refused with 401 before any MCP message is read; each tool call then
 acts as the token's operator. Its lifespan must run (it starts the session manager): powernode.asgi
 forwards the ASGI lifespan to it.
+
+Stateless (the SDK's ``stateless_http``): no MCP session lives in a process's memory, every POST is
+served on its own, so consecutive calls of one client may go to different platform processes behind a
+load balancer without stickiness. Nothing of ours needs a session: each call carries its Bearer token,
+and server-to-client requests (sampling, elicitation) are not used.
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ def mcp_http_app() -> Starlette:
     server = build_server(request_token)
     return server.streamable_http_app(
         streamable_http_path=MCP_PATH,
+        stateless_http=True,
         transport_security=transport_security(),
         max_request_body_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
         token_verifier=OperatorTokenVerifier(),

@@ -3,13 +3,16 @@ of every existing SDWAN network (idempotent)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from apps.pki.adapters.vault import PLATFORM_POLICY, bootstrap
+from apps.pki.adapters.vault import PLATFORM_POLICY, approle_bootstrap, bootstrap
 from apps.sdwan.models import SdwanNetwork
 from powernode.errors import ApplicationError
+from powernode.secretfiles import replace_private_file
 
 
 class Command(BaseCommand):
@@ -30,6 +33,20 @@ class Command(BaseCommand):
             default=None,
             help="CIDR the server role accepts as IP SAN (repeatable; default fc00::/7, the IPv6 ULA range)",
         )
+        parser.add_argument(
+            "--approle",
+            action="store_true",
+            help="also enable AppRole auth and write the platform's role (policy above); prints its role_id",
+        )
+        parser.add_argument("--approle-token-ttl", default="1h", help="the role's token TTL (renewed; default 1h)")
+        parser.add_argument(
+            "--approle-token-max-ttl", default="24h", help="the role's token max TTL (then a new login; default 24h)"
+        )
+        parser.add_argument(
+            "--secret-id-file",
+            default="",
+            help="with --approle: write a new secret_id to this file (0600) for VAULT_SECRET_ID_FILE",
+        )
 
     def _network_ids(self) -> tuple[str, ...]:
         try:
@@ -38,7 +55,20 @@ class Command(BaseCommand):
             self.stderr.write(f"no SDWAN networks read ({exc}); their client CAs are made on first use")
             return ()
 
-    def handle(self, *args, url: str, token: str, allowed_ip_sans_cidr: list[str] | None, **options) -> None:
+    def handle(
+        self,
+        *args,
+        url: str,
+        token: str,
+        allowed_ip_sans_cidr: list[str] | None,
+        approle: bool,
+        approle_token_ttl: str,
+        approle_token_max_ttl: str,
+        secret_id_file: str,
+        **options,
+    ) -> None:
+        if secret_id_file and not approle:
+            raise CommandError("--secret-id-file needs --approle.")
         url = url or getattr(settings, "VAULT_ADDR", "")
         token = token or getattr(settings, "VAULT_TOKEN", "")
         if not url or not token:
@@ -63,8 +93,38 @@ class Command(BaseCommand):
             self.stdout.write(f"created  {item}")
         for item in report["present"]:
             self.stdout.write(f"present  {item}")
-        self.stdout.write(
-            f"policy   {PLATFORM_POLICY} written; give the platform a token with only this policy: "
-            f"bao token create -policy={PLATFORM_POLICY}"
-        )
+        if approle:
+            self._approle(url, token, approle_token_ttl, approle_token_max_ttl, secret_id_file)
+        else:
+            self.stdout.write(
+                f"policy   {PLATFORM_POLICY} written; give the platform a token with only this policy: "
+                f"bao token create -policy={PLATFORM_POLICY} (or rerun with --approle)"
+            )
         self.stdout.write(self.style.SUCCESS("Vault PKI ready"))
+
+    def _approle(self, url: str, token: str, ttl: str, max_ttl: str, secret_id_file: str) -> None:
+        mount = getattr(settings, "VAULT_APPROLE_MOUNT", "approle")
+        try:
+            report = approle_bootstrap(
+                url=url,
+                token=token,
+                mount=mount,
+                token_ttl=ttl,
+                token_max_ttl=max_ttl,
+                new_secret_id=bool(secret_id_file),
+            )
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from None
+        for item in report["created"]:
+            self.stdout.write(f"created  {item}")
+        for item in report["present"]:
+            self.stdout.write(f"present  {item}")
+        if secret_id_file:
+            replace_private_file(Path(secret_id_file), report["secret_id"] + "\n")
+            self.stdout.write(f"secret_id written to {secret_id_file} (0600): VAULT_SECRET_ID_FILE={secret_id_file}")
+        else:
+            self.stdout.write(
+                f"secret_id: make one with: bao write -f auth/{mount}/role/{PLATFORM_POLICY}/secret-id "
+                "(or rerun with --secret-id-file PATH)"
+            )
+        self.stdout.write(f"VAULT_ROLE_ID={report['role_id']}")

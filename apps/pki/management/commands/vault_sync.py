@@ -1,10 +1,10 @@
-"""Retry pending Vault KV writes from the outbox (oldest first)."""
+"""Send pending Vault KV writes from the outbox once (the worker, powernode_worker, does it in a loop)."""
 
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.pki.kv import kv_configured, vault_sync_pending
+from apps.pki.kv import kv_configured, outbox_drain_locked
 
 
 class Command(BaseCommand):
@@ -17,7 +17,9 @@ class Command(BaseCommand):
         if not kv_configured():
             self.stdout.write("Vault not configured (VAULT_ADDR / VAULT_TOKEN unset): nothing to sync")
             return
-        report = vault_sync_pending(limit=limit)
+        report = outbox_drain_locked(limit=limit)
+        if report is None:
+            raise CommandError("another process (a powernode_worker) is draining the outbox; try again later")
         self.stdout.write(f"written {report.written}, failed {report.failed}, pending {report.pending}")
         if report.pending:
             raise CommandError(f"{report.pending} write(s) still pending: {report.last_error}")
