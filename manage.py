@@ -1,16 +1,7 @@
 #!/usr/bin/env python
-"""Django's command-line utility for powernode."""
+"""Django's command-line utility for powernode in a checkout; an installed copy has ``powernode-admin``."""
 
-import os
-import sys
-
-
-def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "powernode.settings")
-    from django.core.management import execute_from_command_line
-
-    execute_from_command_line(sys.argv)
-
+from powernode.cli import main
 
 if __name__ == "__main__":
     main()

@@ -11,7 +11,9 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from whitenoise.middleware import WhiteNoiseMiddleware
 
-from powernode import health
+from powernode import health, metrics
+from powernode.async_views import error_response
+from powernode.errors import NotAuthenticated
 
 
 class StaticFilesMiddleware(WhiteNoiseMiddleware):
@@ -90,7 +92,20 @@ def _json(status: int, body: dict[str, Any]) -> HttpResponse:
     return response
 
 
-_PROBE_ENDPOINTS: dict[str, Callable[[HttpRequest], HttpResponse]] = {"/healthz": healthz, "/readyz": readyz}
+def prometheus_metrics(request: HttpRequest) -> HttpResponse:
+    if not metrics.token_accepted(request.META.get("HTTP_AUTHORIZATION", "")):
+        return error_response(NotAuthenticated("Send 'Authorization: Bearer <POWERNODE_METRICS_TOKEN>'."))
+    body, content_type = metrics.render()
+    response = HttpResponse(body, content_type=content_type)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+_PROBE_ENDPOINTS: dict[str, Callable[[HttpRequest], HttpResponse]] = {
+    "/healthz": healthz,
+    "/readyz": readyz,
+    "/metrics": prometheus_metrics,
+}
 
 
 def _probe_endpoint(path: str) -> Callable[[HttpRequest], HttpResponse] | None:

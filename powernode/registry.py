@@ -15,6 +15,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema import ValidationError as SchemaError
 
+from powernode import logs, metrics
 from powernode.actors import Actor
 from powernode.errors import NotAuthenticated, NotFound, PayloadTooLarge, PermissionDenied, ValidationError
 from powernode.permissions import CODENAMES
@@ -160,10 +161,13 @@ def _validator(name: str) -> Draft202012Validator:
 
 def run_action(*, name: str, actor: Actor, payload: Any) -> dict[str, Any]:
     """Check permission and input, then call the action's handler. Every transport ends here."""
-    action_ = get_action(name)
-    check_permission(actor=actor, action_=action_)
-    params = validate_input(action_=action_, payload=payload)
-    return action_.handler(actor=actor, **params)
+    action_ = get_action(name)  # an unknown name is a 404 before any metric: no label from a caller's typo
+    logs.bind(actor=actor.label)
+    with metrics.timed(metrics.ACTION_SECONDS, with_result=True, action=action_.name):
+        check_permission(actor=actor, action_=action_)
+        params = validate_input(action_=action_, payload=payload)
+        logs.bind(instance_id=params.get("instance_id"), host_id=params.get("host_id"))
+        return action_.handler(actor=actor, **params)
 
 
 def _error_path(error: SchemaError) -> str:

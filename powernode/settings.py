@@ -9,21 +9,34 @@ in the checkout), beside the SQLite database and the local CA.
 from __future__ import annotations
 
 import datetime
+import os
 import secrets
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from powernode import __version__ as POWERNODE_VERSION
 from powernode.secretfiles import create_private_file, private_dir, read_or_create_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A checkout (manage.py beside the package) keeps templates/, static/ and fixtures/ at its root; an installed
+# copy (pip install, powernode-admin) has them in the package (setup.py) and no var/ of its own.
+CHECKOUT = (BASE_DIR / "manage.py").is_file()
+RESOURCES_DIR = BASE_DIR if CHECKOUT else Path(__file__).resolve().parent / "_bundled"
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").exists() else None
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False) if CHECKOUT and (BASE_DIR / ".env").exists() else None
 
 # Secrets live here (dev keys, the admin password, the SQLite database): only its owner may enter.
-VAR_DIR = private_dir(Path(env.str("POWERNODE_VAR_DIR", default=str(BASE_DIR / "var"))).resolve())
+_var_dir = env.str("POWERNODE_VAR_DIR", default=str(BASE_DIR / "var") if CHECKOUT else "")
+if not _var_dir:
+    raise ImproperlyConfigured(
+        "POWERNODE_VAR_DIR is not set: an installed powernode keeps its SQLite database, local CA, static files "
+        "and development keys there. Set it, e.g. POWERNODE_VAR_DIR=/var/lib/powernode."
+    )
+VAR_DIR = private_dir(Path(_var_dir).resolve())
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -42,7 +55,10 @@ def _required_in_production(name: str, hint: str) -> str:
 SECRET_KEY = _required_in_production(
     "DJANGO_SECRET_KEY", "Generate one: python -c 'import secrets; print(secrets.token_urlsafe(50))'."
 ) or read_or_create_secret(VAR_DIR / "secret_key", lambda: secrets.token_urlsafe(50))
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["*"] if DEBUG else ["localhost", "127.0.0.1"])
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
+# production without the variable answers only loopback names: `check --deploy` warns (powernode.W001)
+POWERNODE_ALLOWED_HOSTS_DEFAULTED = not ALLOWED_HOSTS
+ALLOWED_HOSTS = ALLOWED_HOSTS or (["*"] if DEBUG else ["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 # HTTPS. Cookies are Secure outside development; HSTS and the redirect are the deployment's choice (a
@@ -81,6 +97,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # first: /healthz, /readyz and /metrics answer whatever the Host header, over plain HTTP, with no session
     "powernode.middleware.ProbeEndpointsMiddleware",
+    # the request id (X-Request-ID in and out) and the log context of everything below
+    "powernode.logs.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # static files (admin, Swagger UI from the sidecar, our CSS/JS) under uvicorn/gunicorn too
     "powernode.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable (held watch requests)
@@ -109,7 +127,7 @@ ASGI_APPLICATION = "powernode.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [RESOURCES_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -173,7 +191,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [RESOURCES_DIR / "static"]
 # serve straight from the apps' static dirs too, so a fresh checkout works before collectstatic
 WHITENOISE_USE_FINDERS = True
 
@@ -201,7 +219,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "powernode API",
     "DESCRIPTION": "Operator actions, agent protocol and read-only resources of powernode.",
-    "VERSION": "1",
+    "VERSION": "1",  # the API's; the platform's is x-powernode-version
+    "EXTENSIONS_INFO": {"x-powernode-version": POWERNODE_VERSION},
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -239,21 +258,52 @@ POWERNODE_DOCKER_PROBE_CONCURRENCY = env.int("POWERNODE_DOCKER_PROBE_CONCURRENCY
 POWERNODE_HOST_CERT_DAYS = env.int("POWERNODE_HOST_CERT_DAYS", default=30)
 POWERNODE_HOST_CERT_MINUTES = env.int("POWERNODE_HOST_CERT_MINUTES", default=0)
 
+# GET /metrics (Prometheus text): open unless set; then scrapers send "Authorization: Bearer <token>".
+POWERNODE_METRICS_TOKEN = env.str("POWERNODE_METRICS_TOKEN", default="")
+# Several worker processes: counters kept in files there, summed by every /metrics (powernode.metrics).
+# prometheus-client reads the process environment when the first metric is made, after these settings.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+else:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # set but empty would put its files in the working directory
+
+# Log lines on stderr: json (one object per line: time, level, logger, message, request_id, actor,
+# instance_id, host_id; the production default) or text (the development default). powernode.logs.
+POWERNODE_LOG_FORMAT = env.str("POWERNODE_LOG_FORMAT", default="text" if DEBUG else "json")
+if POWERNODE_LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"POWERNODE_LOG_FORMAT must be json or text, not {POWERNODE_LOG_FORMAT!r}.")
+POWERNODE_LOG_LEVEL = env.str("POWERNODE_LOG_LEVEL", default="WARNING")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("POWERNODE_LOG_LEVEL", default="WARNING")},
+    "formatters": {
+        "json": {"()": "powernode.logs.JsonFormatter"},
+        "text": {"()": "powernode.logs.TextFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": POWERNODE_LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": POWERNODE_LOG_LEVEL},
+    # uvicorn's own lines (startup, errors) in the same format, at the level its --log-level set. Its access
+    # log keeps its own handler (--no-access-log turns it off): powernode.request logs each request at INFO.
+    "loggers": {"uvicorn": {"handlers": ["console"], "propagate": False}},
 }
 
 # Key for secrets encrypted at rest (Fernet). In development one is made under VAR_DIR (powernode.secretbox).
-POWERNODE_ENCRYPTION_KEY = _required_in_production(
-    "POWERNODE_ENCRYPTION_KEY",
-    "Private keys are not stored with a development key. Generate one: python -c 'from cryptography.fernet "
-    "import Fernet; print(Fernet.generate_key().decode())'.",
+_FERNET_HINT = (
+    "Generate one: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'."
 )
+POWERNODE_ENCRYPTION_KEY = _required_in_production(
+    "POWERNODE_ENCRYPTION_KEY", f"Private keys are not stored with a development key. {_FERNET_HINT}"
+)
+if POWERNODE_ENCRYPTION_KEY:
+    try:  # refuse now, not at the first secret written
+        Fernet(POWERNODE_ENCRYPTION_KEY)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"POWERNODE_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64-encoded bytes). {_FERNET_HINT}"
+        ) from None
 
-FIXTURE_DIRS = [BASE_DIR / "fixtures"]
+FIXTURE_DIRS = [RESOURCES_DIR / "fixtures"]
 
 # Internal CA (apps.pki): Vault/OpenBao when VAULT_ADDR and a credential are set, else the local CA files.
 # The credential: a static VAULT_TOKEN, or an AppRole (VAULT_ROLE_ID with VAULT_SECRET_ID, or VAULT_SECRET_ID_FILE

@@ -14,6 +14,7 @@ from apps.modules.models import Module
 from apps.nodes.models import NodeInstance
 from apps.pki.adapters.base import canonical_serial
 from apps.pki.adapters.csr import validate_csr
+from powernode import logs, metrics
 from powernode.actors import Actor
 from powernode.errors import ValidationError
 
@@ -86,7 +87,14 @@ def parse_handshake(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def runtime_handshake(*, instance: NodeInstance, payload: dict[str, Any], actor: Actor) -> dict[str, Any]:
     """Apply one posted phase for the agent's own instance; return the answer of docs/AGENT_PROTOCOL.md."""
-    phase, args = parse_handshake(payload)
+    phase, args = parse_handshake(payload)  # a phase refused here is not counted: no label from a caller's typo
+    with metrics.counted(metrics.HANDSHAKES, runtime="docker", phase=phase):
+        answer = _apply_phase(instance=instance, phase=phase, args=args, actor=actor)
+    logs.bind(host_id=answer.get("host_id"))
+    return answer
+
+
+def _apply_phase(*, instance: NodeInstance, phase: str, args: dict[str, Any], actor: Actor) -> dict[str, Any]:
     if phase == phases.INSTALLING:
         services.docker_runtime_installing(instance=instance, actor=actor)
         return {"next_phase": phases.WANTS_CERT}

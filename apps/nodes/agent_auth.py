@@ -16,7 +16,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from apps.nodes.models import NodeInstance
-from powernode import tokens
+from powernode import logs, tokens
 from powernode.actors import Actor
 from powernode.async_views import bearer_value
 from powernode.db import aware, columns, fetch, text_datetime, uuid_text
@@ -117,7 +117,9 @@ class AgentTokenAuthentication(authentication.BaseAuthentication):
             token_name="agent token",
             hint="the agent token comes from system_provision_instance",
         )
-        return AgentPrincipal(instance_for_agent_token(token)), token
+        instance = instance_for_agent_token(token)
+        logs.bind(actor=f"agent:{instance.name}", instance_id=instance.id)
+        return AgentPrincipal(instance), token
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="powernode-agent"'

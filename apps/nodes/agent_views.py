@@ -27,7 +27,7 @@ from apps.nodes.agent_auth import AgentPrincipal, AgentTokenAuthentication, IsAg
 from apps.nodes.heartbeat import agent_heartbeat, instance_desired_state, instance_watch_topics
 from apps.nodes.models import NodeInstance
 from apps.sdwan import wireguard
-from powernode import watch
+from powernode import metrics, watch
 from powernode.async_views import application_error, check_content_length, error_response, method_not_allowed
 from powernode.db import db_call
 from powernode.errors import ApplicationError, ValidationError
@@ -225,7 +225,8 @@ async def heartbeat(request: HttpRequest) -> HttpResponse:
     if _may_watch(request):  # this process's LISTEN connection first (PostgreSQL; opened once)
         await watch.ready()
     try:
-        answer, instance, params, waiter = await db_call(_heartbeat_step)(request, asyncio.get_running_loop())
+        with metrics.counted(metrics.HEARTBEATS):
+            answer, instance, params, waiter = await db_call(_heartbeat_step)(request, asyncio.get_running_loop())
     except ApplicationError as err:
         response = error_response(err)
     else:

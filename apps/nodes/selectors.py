@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from apps.nodes.models import NodeInstance
@@ -54,6 +54,17 @@ def heartbeat_of(instance: NodeInstance, *, now: dt.datetime | None = None) -> H
         return Heartbeat(age=None, state="never")
     age = (now or timezone.now()) - instance.last_heartbeat_at
     return Heartbeat(age=age, state="stale" if age > stale_after() else "fresh")
+
+
+def heartbeat_counts(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Live instances by how fresh their agent is (fresh, stale, never), in one query: the /metrics gauge."""
+    cutoff = (now or timezone.now()) - stale_after()
+    counts = live_instances().aggregate(
+        fresh=Count("id", filter=Q(last_heartbeat_at__gte=cutoff)),
+        stale=Count("id", filter=Q(last_heartbeat_at__lt=cutoff)),
+        never=Count("id", filter=Q(last_heartbeat_at__isnull=True)),
+    )
+    return {state: int(n or 0) for state, n in counts.items()}
 
 
 def live_instances() -> QuerySet[NodeInstance]:

@@ -8,10 +8,14 @@ class PkiConfig(AppConfig):
     verbose_name = "Internal CA"
 
     def ready(self) -> None:
-        from apps.pki import checks, kinds  # noqa: F401  (system checks; the event kinds this app records)
+        from apps.pki import (  # noqa: F401  (system checks; the event kinds this app records)
+            checks,
+            kinds,
+            selectors,
+        )
         from apps.pki.kv import outbox_job_run
         from apps.pki.services import ca_ready
-        from powernode import jobs
+        from powernode import jobs, metrics
         from powernode.health import register_readiness_check
 
         jobs.register(
@@ -22,3 +26,8 @@ class PkiConfig(AppConfig):
             )
         )
         register_readiness_check("ca", ca_ready)
+        metrics.register_gauge(
+            "powernode_outbox_pending",
+            "Vault KV writes recorded in the outbox and not yet sent.",
+            lambda: {(): selectors.kv_outbox_pending_count()},
+        )

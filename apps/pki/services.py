@@ -28,6 +28,7 @@ from apps.pki.adapters.local import LocalCaAdapter
 from apps.pki.adapters.vault import VaultCaAdapter
 from apps.pki.kv import get_vault_auth, kv_configured
 from apps.pki.models import IssuedCertificate, VaultKvOutbox
+from powernode import metrics
 from powernode.actors import Actor
 from powernode.errors import CaUnavailableError, NotFound, ValidationError
 
@@ -240,9 +241,10 @@ def ca_sign_host_csr(
         raise ValidationError("host_id must be 1 to 64 characters.", details={"host_id": host_id})
     overlay = _overlay_128(overlay_address)
     adapter = get_ca_adapter()
-    signed = adapter.sign_csr(
-        csr_pem=csr_pem, common_name=host_id, ip_sans=[overlay], usage="server", ttl=ttl or host_cert_ttl()
-    )
+    with metrics.timed(metrics.CA_SIGN_SECONDS, adapter=adapter.name, usage="server"):
+        signed = adapter.sign_csr(
+            csr_pem=csr_pem, common_name=host_id, ip_sans=[overlay], usage="server", ttl=ttl or host_cert_ttl()
+        )
     row = _record(
         signed=signed,
         adapter=adapter,
@@ -322,9 +324,10 @@ def ca_issue_client_keypair(
     adapter = get_ca_adapter()
     client_ca_pem = adapter.client_ca_pem(network_id=network_id)
     server_ca_pem = adapter.ca_chain_pem()
-    issued: IssuedKeypair = adapter.issue_keypair(
-        common_name=common_name, usage="client", ttl=ttl, network_id=network_id
-    )
+    with metrics.timed(metrics.CA_SIGN_SECONDS, adapter=adapter.name, usage="client"):
+        issued: IssuedKeypair = adapter.issue_keypair(
+            common_name=common_name, usage="client", ttl=ttl, network_id=network_id
+        )
     row = _record(
         signed=issued,
         adapter=adapter,

@@ -13,9 +13,16 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+import powernode
 from powernode.admin_kit import humanize_age
 
 register = template.Library()
+
+
+@register.simple_tag
+def platform_version() -> str:
+    """The running version (powernode.__version__), shown beside the admin's brand."""
+    return powernode.__version__
 
 
 @register.simple_tag

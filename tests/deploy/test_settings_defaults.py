@@ -67,9 +67,25 @@ def test_check_deploy_is_clean_in_a_production_environment(tmp_path: Path):
     assert "no issues" in done.stdout
 
 
-def test_env_example_lists_every_variable_the_settings_read():
-    source = (BASE_DIR / "powernode" / "settings.py").read_text()
-    read = set(re.findall(r'(?:env\.\w+|_required_in_production)\(\s*"([A-Z][A-Z0-9_]+)"', source))
+# env.str("X"...), _required_in_production("X"...), os.environ.get("X"), os.environ["X"], os.getenv("X")
+READS = re.compile(
+    r'(?:\benv\.\w+\(|_required_in_production\(|os\.environ\.get\(|os\.environ\[|os\.getenv\()\s*"([A-Z][A-Z0-9_]+)"'
+)
+
+
+def variables_read() -> dict[str, str]:
+    """Every environment variable the platform's code reads (settings, kernel, apps, manage.py) → a file reading it."""
+    files = [BASE_DIR / "manage.py", *(BASE_DIR / "powernode").rglob("*.py"), *(BASE_DIR / "apps").rglob("*.py")]
+    return {name: str(path.relative_to(BASE_DIR)) for path in files for name in READS.findall(path.read_text())}
+
+
+def test_env_example_lists_every_variable_the_platform_reads():
+    read = variables_read()
     listed = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", (BASE_DIR / ".env.example").read_text(), re.MULTILINE))
-    assert {"DJANGO_DEBUG", "DJANGO_SECRET_KEY", "POWERNODE_ENCRYPTION_KEY"} <= read
-    assert read - listed == set()
+    assert {"DJANGO_DEBUG", "DJANGO_SECRET_KEY", "POWERNODE_ENCRYPTION_KEY", "POWERNODE_TOKEN"} <= set(read)
+    assert {name: where for name, where in read.items() if name not in listed} == {}
+
+
+def test_the_reads_pattern_sees_each_way_of_reading_a_variable():
+    sample = 'env.int("A_1") os.environ.get("B_2") os.environ["C_3"] os.getenv("D_4") os.environ.setdefault("E")'
+    assert READS.findall(sample) == ["A_1", "B_2", "C_3", "D_4"]
