@@ -7,6 +7,8 @@
 #   POWERNODE_WORKERS  worker processes (default: one per core on PostgreSQL; 1 on SQLite, where a held
 #                      heartbeat is woken only by commits of its own process: powernode/watch.py)
 #   POWERNODE_PYTHON   the interpreter with the platform installed (default: the checkout's .venv)
+#   PROMETHEUS_MULTIPROC_DIR  where workers keep /metrics counters (emptied here at start; default with
+#                      several workers: var/metrics/<port>)
 # Each is read from the environment, else from .env. Further arguments go to gunicorn as they are
 # (e.g. --log-level warning).
 set -euo pipefail
@@ -24,6 +26,18 @@ if [ -z "$WORKERS" ]; then
   esac
 fi
 PY=${POWERNODE_PYTHON:-.venv/bin/python}
+# /metrics summed over the worker processes (powernode/metrics.py): counters live in files of one directory,
+# emptied at every start. The systemd unit gives a fresh /run directory; without one, several workers get
+# var/metrics/<port> (one per served address, so two servers on one checkout do not mix their counts).
+METRICS_DIR=$(setting PROMETHEUS_MULTIPROC_DIR)
+if [ -z "$METRICS_DIR" ] && [ "$WORKERS" -gt 1 ]; then
+  METRICS_DIR="${POWERNODE_VAR_DIR:-$PWD/var}/metrics/${BIND##*:}"
+fi
+if [ -n "$METRICS_DIR" ]; then
+  mkdir -p "$METRICS_DIR"
+  find "$METRICS_DIR" -maxdepth 1 -name '*.db' -delete
+  export PROMETHEUS_MULTIPROC_DIR="$METRICS_DIR"
+fi
 # --keep-alive 5: uvicorn's own default (gunicorn's is 2 s). No access log (gunicorn's default): the platform
 # records its own events. On SIGTERM a worker waits up to gunicorn's --graceful-timeout (30 s) for requests in
 # flight, held heartbeats included; the agents of the ones cut then simply call again.
