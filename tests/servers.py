@@ -1,8 +1,7 @@
 """Start real platform server processes for tests: the one place that knows the serving command.
 
-Today that is ``uvicorn powernode.asgi:application`` (as lab/platform.py and bench/bench_watch.py run it);
-when the project's serving command (scripts/serve.sh) lands, switch :func:`serve` to it and every test that
-needs a live platform follows.
+That is the shipped one, ``scripts/serve.sh`` (gunicorn with uvicorn workers), with one worker per process
+here: the tests that want several processes start several, each on its own port.
 """
 
 from __future__ import annotations
@@ -66,9 +65,11 @@ def _start(env: dict[str, str], log: Path) -> Server:
     port = free_port()
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "powernode.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning", "--no-access-log"],
-            cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [str(BASE_DIR / "scripts" / "serve.sh"), "--log-level", "warning"],
+            cwd=BASE_DIR,
+            env={**env, "POWERNODE_BIND": f"127.0.0.1:{port}", "POWERNODE_WORKERS": "1",
+                 "POWERNODE_PYTHON": sys.executable},
+            stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     return Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
 
