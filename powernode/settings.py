@@ -251,6 +251,9 @@ POWERNODE_DOCKER_READY_PROBE = env.bool("POWERNODE_DOCKER_READY_PROBE", default=
 POWERNODE_DOCKER_PROBE_INTERVAL_S = env.float("POWERNODE_DOCKER_PROBE_INTERVAL_S", default=30)
 POWERNODE_DOCKER_PROBE_TIMEOUT_S = env.float("POWERNODE_DOCKER_PROBE_TIMEOUT_S", default=5)
 POWERNODE_DOCKER_PROBE_CONCURRENCY = env.int("POWERNODE_DOCKER_PROBE_CONCURRENCY", default=8)
+# A docker_* call whose connection is refused (dockerd restarting: a renewal, an agent restart) is tried again
+# for up to this many seconds before it fails; the request never reached the daemon, so that is always safe.
+POWERNODE_DOCKER_REFUSED_RETRY_S = env.float("POWERNODE_DOCKER_REFUSED_RETRY_S", default=3)
 
 # Lifetime of a host's server certificate and of the platform's client keypair for it; both are renewed at two
 # thirds of their life (DESIGN §4 "Renewal"). POWERNODE_HOST_CERT_MINUTES, when set (> 0), overrides the days

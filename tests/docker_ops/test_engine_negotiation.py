@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import ssl
 import struct
 import threading
@@ -242,3 +243,56 @@ def test_small_logs_are_whole(pki, daemon_at):
     assert answer["truncated"] is False
     assert len(answer["logs"]) == 64 * 1024  # 64 lines of 1 KiB
     assert any("tail=10" in r for r in daemon.requests)
+
+
+def _serve_on(pki: dict[str, Any], fake: FakeDaemon, port: int) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(fake))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki["files"]["ca"]))
+    context.load_cert_chain(str(pki["files"]["cert"]), str(pki["files"]["key"]))
+    context.verify_mode = ssl.CERT_REQUIRED
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_daemon_restarting_under_a_call_is_waited_for_when_the_connection_is_refused(pki):
+    """dockerd restarting (a renewal with live-restore): connections are refused for a moment. The request
+    never reached the daemon, so the engine tries again for up to refused_retry_s and the call succeeds."""
+    fake = FakeDaemon(api="1.41", min_api="1.12")
+    first = _serve_on(pki, fake, 0)
+    port = first.server_address[1]
+    endpoint = f"tcp://127.0.0.1:{port}"
+    engine = DockerEngine(endpoint=endpoint, ca_pem=pki["ca"].ca_pem, cert_pem=pki["client"].cert_pem,
+                          key_pem=pki["client"].key_pem, connect_timeout=3, read_timeout=10, refused_retry_s=5)
+    servers = [first]
+    try:
+        assert [c["name"] for c in engine.list_containers()] == ["hello"]
+        first.shutdown()
+        first.server_close()
+        engine._api.close()  # dockerd's exit ends its kept-alive connections too (this fake's threads would not)
+        threading.Timer(0.6, lambda: servers.append(_serve_on(pki, fake, port))).start()
+        before = len(fake.requests)
+        assert [c["name"] for c in engine.list_containers()] == ["hello"]
+        assert len(servers) == 2  # answered by the daemon that came back
+        assert fake.requests[before:][-1].startswith("/v1.41/containers/json")
+    finally:
+        engine.close()
+        for server in servers[1:]:
+            server.shutdown()
+            server.server_close()
+
+
+def test_a_refused_connection_fails_after_the_retry_window_with_a_clear_error(pki):
+    with socket.socket() as sock:  # a loopback port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = f"tcp://127.0.0.1:{port}"
+    kwargs = dict(ca_pem=pki["ca"].ca_pem, cert_pem=pki["client"].cert_pem, key_pem=pki["client"].key_pem,
+                  connect_timeout=3, read_timeout=10)
+    with DockerEngine(endpoint=endpoint, refused_retry_s=0.5, **kwargs) as engine:
+        with pytest.raises(DockerDaemonError) as err:
+            engine.list_containers()
+        assert "cannot reach the Docker daemon" in str(err.value)
+        assert err.value.details == {"endpoint": endpoint}
+        with pytest.raises(DockerDaemonError):  # the probe's version() too (it is not retried)
+            engine.version()

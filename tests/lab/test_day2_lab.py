@@ -164,7 +164,8 @@ def test_renewal_keeps_the_host_and_its_running_container(day2: Tutorial) -> Non
     seen = {e["id"] for e in day2.docker_events()}
     old_serial = next(c["serial"] for c in day2.host_certificates() if c["kind"] == "server" and not c["revoked_at"])
 
-    # calls during the renewal: counted and reported (dockerd restarts for a moment), not asserted
+    # calls during the renewal: dockerd restarts for a moment, and a call whose connection is refused then is
+    # tried again (POWERNODE_DOCKER_REFUSED_RETRY_S), so none may fail
     failures: list[str] = []
     stop = threading.Event()
 
@@ -194,6 +195,7 @@ def test_renewal_keeps_the_host_and_its_running_container(day2: Tutorial) -> Non
         stop.set()
         caller.join(timeout=60)
     print(f"docker_list_containers during the renewal: {len(failures)} failed {failures[:5]}")
+    assert failures == [], failures
 
     assert renewed["host_id"] == host_id
     assert old_serial in renewed["data"]["revoked"]

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -53,19 +54,53 @@ def _is_version_refusal(status: int | None, message: str) -> bool:
     return status == 400 and "client version" in text and ("too old" in text or "too new" in text)
 
 
+class ConnectionRefused(DockerDaemonError):
+    """Nothing listens on the daemon's address: the request was never sent (dockerd stopped or restarting)."""
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection error comes from a refused TCP connect (no byte of the request was sent)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ConnectionRefusedError):
+            return True
+        reason = getattr(cause, "reason", None)  # urllib3's MaxRetryError carries the connect error here
+        if isinstance(reason, BaseException) and reason is not cause:
+            if _refused(reason):
+                return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _negotiated(method: Callable[..., _T]) -> Callable[..., _T]:
     """Run ``method`` with a negotiated API version; when the daemon refuses that version (it was
     upgraded under a cached engine), negotiate once more and retry once. A refused request changed
-    nothing on the daemon (the version check comes before any handler), so the retry is safe."""
+    nothing on the daemon (the version check comes before any handler), so the retry is safe.
+
+    A refused connection (dockerd restarting: a certificate renewal, ``live-restore``) is tried again
+    for up to ``refused_retry_s``: the request never reached the daemon, so repeating it is safe for
+    every operation. The probe's ``ping`` and ``version`` do not wait (a dead daemon must show at once).
+    """
 
     @functools.wraps(method)
     def wrapper(self: DockerEngine, *args: Any, **kwargs: Any) -> _T:
-        self.negotiate()
-        try:
-            return method(self, *args, **kwargs)
-        except ApiVersionRefused:
-            self.negotiate(again=True)
-            return method(self, *args, **kwargs)
+        deadline = time.monotonic() + self.refused_retry_s
+        pause = 0.1
+        while True:
+            try:
+                self.negotiate()
+                try:
+                    return method(self, *args, **kwargs)
+                except ApiVersionRefused:
+                    self.negotiate(again=True)
+                    return method(self, *args, **kwargs)
+            except ConnectionRefused:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
 
     return wrapper
 
@@ -122,11 +157,13 @@ class DockerEngine:
         key_pem: str,
         connect_timeout: float = 5,
         read_timeout: float = 60,
+        refused_retry_s: float = 0,
     ) -> None:
         if not endpoint.startswith(("tcp://", "https://")):
             raise ValidationError(f"Docker endpoint must be tcp:// or https:// (TLS), got {endpoint!r}")
         self.endpoint = endpoint
         self.read_timeout = read_timeout
+        self.refused_retry_s = refused_retry_s
         # docker-py and requests take file paths only: the PEMs live in a private directory until close().
         self._tls_dir = tempfile.mkdtemp(prefix="powernode-docker-tls-")
         self._cleanup = weakref.finalize(self, shutil.rmtree, self._tls_dir, ignore_errors=True)
@@ -206,8 +243,8 @@ class DockerEngine:
             raise DockerDaemonError(f"the Docker daemon at {self.endpoint} timed out: {exc}",
                                     details=details) from exc
         except requests.exceptions.ConnectionError as exc:
-            raise DockerDaemonError(f"cannot reach the Docker daemon at {self.endpoint}: {exc}",
-                                    details=details) from exc
+            error = ConnectionRefused if _refused(exc) else DockerDaemonError
+            raise error(f"cannot reach the Docker daemon at {self.endpoint}: {exc}", details=details) from exc
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, docker.errors.DockerException,
                 OSError) as exc:
             raise DockerDaemonError(f"Docker daemon at {self.endpoint}: {exc}", details=details) from exc
@@ -589,17 +626,21 @@ def engine_for(
     key_pem: str,
     connect_timeout: float = 5,
     read_timeout: float = 60,
+    refused_retry_s: float = 0,
 ) -> DockerEngine:
     """The cached engine for ``key`` (a host id), so its TLS connection pool is reused across calls;
     a new one when the endpoint, key material or timeouts changed (the old one is closed)."""
-    material = "\0".join([endpoint, ca_pem, cert_pem, key_pem, str(connect_timeout), str(read_timeout)])
+    material = "\0".join(
+        [endpoint, ca_pem, cert_pem, key_pem, str(connect_timeout), str(read_timeout), str(refused_retry_s)]
+    )
     fingerprint = hashlib.sha256(material.encode()).hexdigest()
     with _engines_lock:
         cached = _engines.get(key)
         if cached and cached[0] == fingerprint and not cached[1].closed:
             return cached[1]
         engine = DockerEngine(endpoint=endpoint, ca_pem=ca_pem, cert_pem=cert_pem, key_pem=key_pem,
-                              connect_timeout=connect_timeout, read_timeout=read_timeout)
+                              connect_timeout=connect_timeout, read_timeout=read_timeout,
+                              refused_retry_s=refused_retry_s)
         _engines[key] = (fingerprint, engine)
     if cached:
         cached[1].close()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -89,7 +90,9 @@ def _engine(host: _Host) -> DockerEngine:
         raise HostNotConnectedError(
             f"Docker host {host.id} has no platform client certificate yet.", details={"host_id": host.id}
         )
-    engine = engine_for(host.id, endpoint=row.api_endpoint, **tls)
+    engine = engine_for(
+        host.id, endpoint=row.api_endpoint, refused_retry_s=settings.POWERNODE_DOCKER_REFUSED_RETRY_S, **tls
+    )
     _ENGINES[host.id] = ((row.api_endpoint, row.client_cert_serial), engine)
     return engine
 
