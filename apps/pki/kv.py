@@ -59,8 +59,11 @@ class VaultKvAdapter:
     def write(self, path: str, data: dict[str, Any]) -> int:
         """Write a new version; return its version number."""
         try:
-            response = self.client.secrets.kv.v2.create_or_update_secret(
-                path=path, secret=data, mount_point=self.mount
+            response = self.auth.again_if_refused(
+                lambda: self.client.secrets.kv.v2.create_or_update_secret(
+                    path=path, secret=data, mount_point=self.mount
+                ),
+                lambda: self._client.token,
             )
         except (hvac.exceptions.VaultError, requests.RequestException, OSError, ValueError) as exc:
             raise VaultUnavailableError(
@@ -72,7 +75,10 @@ class VaultKvAdapter:
     def destroy(self, path: str) -> None:
         """Remove every version and the metadata of ``path`` (KV v2 keeps old versions otherwise)."""
         try:
-            self.client.secrets.kv.v2.delete_metadata_and_all_versions(path=path, mount_point=self.mount)
+            self.auth.again_if_refused(
+                lambda: self.client.secrets.kv.v2.delete_metadata_and_all_versions(path=path, mount_point=self.mount),
+                lambda: self._client.token,
+            )
         except hvac.exceptions.InvalidPath:
             return
         except (hvac.exceptions.VaultError, requests.RequestException, OSError, ValueError) as exc:
@@ -84,8 +90,11 @@ class VaultKvAdapter:
     def read(self, path: str) -> dict[str, Any] | None:
         """The latest version's data, or None when the path does not exist."""
         try:
-            response = self.client.secrets.kv.v2.read_secret_version(
-                path=path, mount_point=self.mount, raise_on_deleted_version=True
+            response = self.auth.again_if_refused(
+                lambda: self.client.secrets.kv.v2.read_secret_version(
+                    path=path, mount_point=self.mount, raise_on_deleted_version=True
+                ),
+                lambda: self._client.token,
             )
         except hvac.exceptions.InvalidPath:
             return None

@@ -99,3 +99,25 @@ def test_a_wrong_secret_id_is_a_clear_502_not_a_crash(approle: VaultAuth, settin
     assert info.value.status_code == 502
     status = services.ca_status()
     assert status["vault"]["reachable"] is False and "secret" in status["vault"]["error"].lower()
+
+
+def test_an_approle_token_revoked_out_of_band_is_replaced_by_a_new_login(
+    approle: VaultAuth, openbao: OpenBaoServer
+) -> None:
+    """An operator (or Vault's own tidy) revokes the platform's token: the next signature and KV write get a
+    403, log in again and go through, with no error reaching the caller."""
+    kv = get_kv_adapter()
+    assert kv.write("powernode/test-approle/revoked", {"round": "0"}) >= 1
+    token = approle.token()
+    logins = approle.logins
+    hvac.Client(openbao.url, token=openbao.token).auth.token.revoke(token)
+
+    signed = services.ca_sign_host_csr(
+        csr_pem=make_csr(), host_id="host-approle-revoked", overlay_address="fd00:abcd:5::ff"
+    )
+    assert signed.certificate.adapter == "VaultCaAdapter"
+    assert approle.logins == logins + 1 and approle.token() != token
+    hvac.Client(openbao.url, token=openbao.token).auth.token.revoke(approle.token())
+    assert kv.write("powernode/test-approle/revoked", {"round": "1"}) >= 2
+    assert kv.read("powernode/test-approle/revoked") == {"round": "1"}
+    assert approle.logins == logins + 2

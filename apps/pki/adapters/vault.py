@@ -154,6 +154,17 @@ class VaultAuth:
             if self.method == "approle" and token == self._token:
                 self._token = ""
 
+    def again_if_refused(self, fn: Callable[[], T], current_token: Callable[[], str]) -> T:
+        """Run ``fn``; when Vault answers 403 to an AppRole token (revoked out of band, or gone early), log in
+        again and run it once more. A static token is the operator's to fix: its 403 stands."""
+        try:
+            return fn()
+        except hvac.exceptions.Forbidden:
+            if self.method != "approle":
+                raise
+            self.forget(current_token())
+            return fn()
+
     def _client(self, token: str = "") -> hvac.Client:
         session = requests.Session()
         session.trust_env = False
@@ -240,7 +251,7 @@ class VaultCaAdapter(CaAdapter):
 
     def _call(self, action: str, fn: Callable[[], T], *, csr: bool = False) -> T:
         with vault_errors(action, csr=csr):
-            return fn()
+            return self.auth.again_if_refused(fn, lambda: self.client.token)
 
     # -- the networks' client CAs ------------------------------------------------------------
     def _client_mount(self, network_id: str) -> str:
