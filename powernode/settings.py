@@ -286,9 +286,11 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": POWERNODE_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": POWERNODE_LOG_LEVEL},
-    # uvicorn's own lines (startup, errors) in the same format, at the level its --log-level set. Its access
-    # log keeps its own handler (--no-access-log turns it off): powernode.request logs each request at INFO.
-    "loggers": {"uvicorn": {"handlers": ["console"], "propagate": False}},
+    # uvicorn's own lines (startup, errors) in the same format, at the level its --log-level set. Not the
+    # "uvicorn" parent: dictConfig strips the handlers of an existing child of a configured logger, and
+    # "uvicorn.access" carries the server's access log (gunicorn's --access-logfile; off by default):
+    # powernode.request logs each request at INFO.
+    "loggers": {"uvicorn.error": {"handlers": ["console"], "propagate": False}},
 }
 
 # Key for secrets encrypted at rest (Fernet). In development one is made under VAR_DIR (powernode.secretbox).
