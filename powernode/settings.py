@@ -254,6 +254,9 @@ POWERNODE_DOCKER_PROBE_CONCURRENCY = env.int("POWERNODE_DOCKER_PROBE_CONCURRENCY
 # A docker_* call whose connection is refused (dockerd restarting: a renewal, an agent restart) is tried again
 # for up to this many seconds before it fails; the request never reached the daemon, so that is always safe.
 POWERNODE_DOCKER_REFUSED_RETRY_S = env.float("POWERNODE_DOCKER_REFUSED_RETRY_S", default=3)
+# A connected host whose agent is restarting dockerd with a renewed certificate (signed, no ready yet) stays
+# connected for this many seconds when the probe gets no answer; after that it is unreachable as usual.
+POWERNODE_DOCKER_RENEWAL_GRACE_S = env.float("POWERNODE_DOCKER_RENEWAL_GRACE_S", default=60)
 
 # Lifetime of a host's server certificate and of the platform's client keypair for it; both are renewed at two
 # thirds of their life (DESIGN §4 "Renewal"). POWERNODE_HOST_CERT_MINUTES, when set (> 0), overrides the days

@@ -238,3 +238,30 @@ def test_a_probe_made_with_a_keypair_renewed_since_revokes_nothing(connected):
     result = ProbeResult(connected.id, DockerHost.Status.CONNECTED, True, "20.10.24", old_serial)
     assert revoke_replaced_client_certificates([result]) == []
     assert not any(_client_serials(connected.id).values())
+
+
+def test_a_renewal_restart_is_not_unreachable_within_the_grace_and_is_after_it(settings, agent, connected):
+    """The agent asked for a renewed certificate and restarts dockerd with it: a probe landing in that
+    restart leaves the host connected (docker_* calls wait out the refused connections). A renewal whose
+    ready never comes is unreachable once the grace is over."""
+    settings.POWERNODE_DOCKER_RENEWAL_GRACE_S = 60
+    agent.ok("wants_cert", csr_pem=make_csr(), renew=True)
+    host = DockerHost.objects.get()
+    assert host.status == DockerHost.Status.CONNECTED
+
+    counts = docker_probe_round(probe=_down)
+    assert counts["probed"] == 1 and counts["unreachable"] == 0
+    host.refresh_from_db()
+    assert host.status == DockerHost.Status.CONNECTED
+    assert kinds.HOST_UNREACHABLE not in _kinds(host.id)
+
+    DockerHost.objects.filter(pk=host.pk).update(cert_signed_at=timezone.now() - dt.timedelta(seconds=61))
+    assert docker_probe_round(probe=_down)["unreachable"] == 1
+    host.refresh_from_db()
+    assert host.status == DockerHost.Status.UNREACHABLE
+
+
+def test_without_a_renewal_in_flight_a_fresh_certificate_gives_no_grace(settings, connected):
+    settings.POWERNODE_DOCKER_RENEWAL_GRACE_S = 60
+    DockerHost.objects.filter(pk=connected.pk).update(cert_signed_at=timezone.now())
+    assert docker_probe_round(probe=_down)["unreachable"] == 1

@@ -204,9 +204,11 @@ def test_renew_with_a_bad_csr_is_400_and_changes_nothing(agent, connected):
     assert (state_counts(), host_snapshot()) == (before, hosts)
 
 
-def test_a_renewal_whose_restart_the_probe_saw_as_unreachable_still_records_the_renewal(agent, connected):
-    """dockerd restarts with the new certificate; a probe round in that moment marks the host unreachable;
-    the agent's ready then both confirms the renewal and reconnects the host."""
+def test_a_renewal_whose_restart_the_probe_saw_as_unreachable_still_records_the_renewal(settings, agent, connected):
+    """dockerd restarts with the new certificate and takes longer than the probe's renewal grace (none here);
+    a probe round in that moment marks the host unreachable; the agent's ready then both confirms the
+    renewal and reconnects the host."""
+    settings.POWERNODE_DOCKER_RENEWAL_GRACE_S = 0
     from apps.docker_hosts.services.probe import docker_probe_round
     from powernode.errors import DockerDaemonError
 

@@ -79,6 +79,23 @@ def _attempt(host: DockerHost, probe: Callable[[DockerHost], str]) -> ProbeResul
         )
 
 
+def renewal_restart_in_progress(host: DockerHost) -> bool:
+    """A renewal is between the platform's signature and the agent's ``ready`` (a replaced server certificate
+    is still unrevoked), and was signed less than POWERNODE_DOCKER_RENEWAL_GRACE_S ago."""
+    grace = settings.POWERNODE_DOCKER_RENEWAL_GRACE_S
+    if not grace or host.cert_signed_at is None:
+        return False
+    if (timezone.now() - host.cert_signed_at).total_seconds() > grace:
+        return False
+    return (
+        IssuedCertificate.objects.filter(
+            host_id=host.id, kind=IssuedCertificate.Kind.SERVER, revoked_at__isnull=True
+        )
+        .exclude(serial=host.server_cert_serial)
+        .exists()
+    )
+
+
 @transaction.atomic
 def docker_host_probe_result(result: ProbeResult, *, actor: Actor = PROBE_ACTOR) -> str | None:
     """Apply one probe result: connected + no answer → unreachable; unreachable + answer → connected.
@@ -90,6 +107,12 @@ def docker_host_probe_result(result: ProbeResult, *, actor: Actor = PROBE_ACTOR)
     if host is None or host.status != result.probed_status:
         return None
     if host.status == DockerHost.Status.CONNECTED and not result.ok:
+        if renewal_restart_in_progress(host):
+            # The agent asked for a renewed certificate and is restarting dockerd with it (live-restore: the
+            # containers run on); docker_* calls wait out the refused connections. Unreachable only if the
+            # restart takes longer than the grace.
+            log.info("docker probe: host %s did not answer during its renewal restart: %s", host.id, result.detail)
+            return None
         host.status = DockerHost.Status.UNREACHABLE
         host.last_error = result.detail
         host.failed_at = timezone.now()
