@@ -6,12 +6,22 @@ are counted per client address (``powernode.throttling``): past the rate, attemp
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication
 from rest_framework.request import Request
 
 from apps.system.models import OperatorToken
 from powernode import tokens
+from powernode.db import any_datetime, columns, fetch
 from powernode.errors import NotAuthenticated
 from powernode.throttling import FailedAuthThrottle
 
@@ -27,21 +37,96 @@ def bearer_token(request: Request) -> str | None:
 
 
 def operator_for_token(token: str):  # noqa: ANN201 - returns the user model
-    """The active user a valid operator token belongs to, or NotAuthenticated."""
+    """The active user a valid operator token belongs to, or NotAuthenticated.
+
+    One query reads the token, its user and the user's permissions (their own and their groups'); the
+    permissions are kept on the user object for this request only (``powernode.auth_backends``), so a
+    revoked grant, group membership or token takes effect on the next request."""
     prefix = tokens.parse_token(token, tokens.OPERATOR)
-    row = None
-    if prefix:
-        row = OperatorToken.objects.select_related("user").filter(prefix=prefix, revoked_at=None).first()
-    if row is None or not tokens.token_matches(token, row.token_hash) or not row.user.is_active:
+    found = _token_user_permissions(prefix) if prefix else None
+    if found is None or not tokens.token_matches(token, found.token_hash) or not found.user.is_active:
         raise NotAuthenticated("The operator token is not valid (unknown, revoked, or its user is inactive).")
     now = timezone.now()
-    if row.expires_at is not None and row.expires_at <= now:
+    if found.expires_at is not None and found.expires_at <= now:
         raise NotAuthenticated(
-            f"The operator token expired at {row.expires_at.isoformat()}; make a new one with create_operator_token."
+            f"The operator token expired at {found.expires_at.isoformat()}; make a new one with create_operator_token."
         )
-    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
-        OperatorToken.objects.filter(pk=row.pk).update(last_used_at=now)
-    return row.user
+    if found.last_used_at is None or (now - found.last_used_at).total_seconds() > 60:
+        OperatorToken.objects.filter(pk=found.pk).update(last_used_at=now)
+    return found.user
+
+
+@dataclass(frozen=True)
+class _Found:
+    pk: Any
+    token_hash: str
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    user: Any
+
+
+@functools.cache
+def _token_sql(vendor: str) -> tuple[str, list[str]]:
+    """The token's row, its user's columns and one (app_label, codename) per permission (NULLs when the
+    user has none), for the database ``vendor`` (its quoting); column names follow the models."""
+    user_model = get_user_model()
+    q = connection.ops.quote_name
+    token_t, user_t = q(OperatorToken._meta.db_table), q(user_model._meta.db_table)
+    tok = columns(OperatorToken)
+    user_fields = [f for f in user_model._meta.concrete_fields]
+    user_perms = user_model._meta.get_field("user_permissions").remote_field.through._meta
+    user_groups = user_model._meta.get_field("groups").remote_field.through._meta
+    group_perms = Group._meta.get_field("permissions").remote_field.through._meta
+    perm_t, ct_t = q(Permission._meta.db_table), q(ContentType._meta.db_table)
+
+    def col(meta: Any, name: str) -> str:
+        return q(meta.get_field(name).column)
+
+    perm_cols = f"ct.{q('app_label')}, p.{q('codename')}"
+    perm_join = (
+        f"JOIN {perm_t} p ON p.{q('id')} = {{link}} "
+        f"JOIN {ct_t} ct ON ct.{q('id')} = p.{q(Permission._meta.get_field('content_type').column)}"
+    )
+    own = (
+        f"SELECT up.{col(user_perms, 'user')} AS uid, {perm_cols} FROM {q(user_perms.db_table)} up "
+        + perm_join.format(link=f"up.{col(user_perms, 'permission')}")
+    )
+    grouped = (
+        f"SELECT ug.{col(user_groups, 'user')} AS uid, {perm_cols} FROM {q(user_groups.db_table)} ug "
+        f"JOIN {q(group_perms.db_table)} gp ON gp.{col(group_perms, 'group')} = ug.{col(user_groups, 'group')} "
+        + perm_join.format(link=f"gp.{col(group_perms, 'permission')}")
+    )
+    selected = ", ".join(
+        [f"t.{q(tok[name])}" for name in ("id", "token_hash", "expires_at", "last_used_at")]
+        + [f"u.{q(f.column)}" for f in user_fields]
+        + ["perm.app_label", "perm.codename"]
+    )
+    sql = (
+        f"SELECT {selected} FROM {token_t} t JOIN {user_t} u ON u.{q('id')} = t.{q(tok['user'])} "
+        f"LEFT JOIN ({own} UNION {grouped}) perm ON perm.uid = u.{q('id')} "
+        f"WHERE t.{q(tok['prefix'])} = %s AND t.{q(tok['revoked_at'])} IS NULL"
+    )
+    return sql, [f.attname for f in user_fields]
+
+
+def _token_user_permissions(prefix: str) -> _Found | None:
+    sql, user_attnames = _token_sql(connection.vendor)
+    rows = fetch(sql, [prefix])
+    if not rows:
+        return None
+    first = rows[0]
+    user_model = get_user_model()
+    values = []  # as the ORM would read them (SQLite: booleans and datetimes need its converters)
+    for field, value in zip(user_model._meta.concrete_fields, first[4 : 4 + len(user_attnames)], strict=True):
+        expression = field.get_col(user_model._meta.db_table)
+        for convert in connection.ops.get_db_converters(expression) + field.get_db_converters(connection):
+            value = convert(value, expression, connection)
+        values.append(value)
+    user = user_model.from_db(connection.alias, user_attnames, values)
+    if not user.is_superuser:  # a superuser's checks never read them (User.has_perm answers first)
+        user._perm_cache = {f"{row[-2]}.{row[-1]}" for row in rows if row[-1] is not None}
+    token_pk = OperatorToken._meta.pk.to_python(first[0])
+    return _Found(token_pk, first[1], any_datetime(first[2]), any_datetime(first[3]), user)
 
 
 def operator_for_request(request, token: str):  # noqa: ANN001, ANN201 - a DRF or Django request; the user model
