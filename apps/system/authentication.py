@@ -67,8 +67,8 @@ class _Found:
 
 @functools.cache
 def _token_sql(vendor: str) -> tuple[str, list[str]]:
-    """The token's row, its user's columns and one (app_label, codename) per permission (NULLs when the
-    user has none), for the database ``vendor`` (its quoting); column names follow the models."""
+    """The token's row, its user's columns and the user's permissions as one space-separated text (NULL
+    when none; codenames have no spaces), for the database ``vendor``; column names follow the models."""
     user_model = get_user_model()
     q = connection.ops.quote_name
     token_t, user_t = q(OperatorToken._meta.db_table), q(user_model._meta.db_table)
@@ -82,28 +82,30 @@ def _token_sql(vendor: str) -> tuple[str, list[str]]:
     def col(meta: Any, name: str) -> str:
         return q(meta.get_field(name).column)
 
-    perm_cols = f"ct.{q('app_label')}, p.{q('codename')}"
+    perm_name = f"ct.{q('app_label')} || '.' || p.{q('codename')}"
     perm_join = (
         f"JOIN {perm_t} p ON p.{q('id')} = {{link}} "
         f"JOIN {ct_t} ct ON ct.{q('id')} = p.{q(Permission._meta.get_field('content_type').column)}"
     )
     own = (
-        f"SELECT up.{col(user_perms, 'user')} AS uid, {perm_cols} FROM {q(user_perms.db_table)} up "
+        f"SELECT {perm_name} AS name FROM {q(user_perms.db_table)} up "
         + perm_join.format(link=f"up.{col(user_perms, 'permission')}")
+        + f" WHERE up.{col(user_perms, 'user')} = u.{q('id')}"
     )
     grouped = (
-        f"SELECT ug.{col(user_groups, 'user')} AS uid, {perm_cols} FROM {q(user_groups.db_table)} ug "
+        f"SELECT {perm_name} AS name FROM {q(user_groups.db_table)} ug "
         f"JOIN {q(group_perms.db_table)} gp ON gp.{col(group_perms, 'group')} = ug.{col(user_groups, 'group')} "
         + perm_join.format(link=f"gp.{col(group_perms, 'permission')}")
+        + f" WHERE ug.{col(user_groups, 'user')} = u.{q('id')}"
     )
+    aggregate = "string_agg(perm.name, ' ')" if vendor == "postgresql" else "group_concat(perm.name, ' ')"
     selected = ", ".join(
         [f"t.{q(tok[name])}" for name in ("id", "token_hash", "expires_at", "last_used_at")]
         + [f"u.{q(f.column)}" for f in user_fields]
-        + ["perm.app_label", "perm.codename"]
+        + [f"(SELECT {aggregate} FROM ({own} UNION {grouped}) perm)"]
     )
     sql = (
         f"SELECT {selected} FROM {token_t} t JOIN {user_t} u ON u.{q('id')} = t.{q(tok['user'])} "
-        f"LEFT JOIN ({own} UNION {grouped}) perm ON perm.uid = u.{q('id')} "
         f"WHERE t.{q(tok['prefix'])} = %s AND t.{q(tok['revoked_at'])} IS NULL"
     )
     return sql, [f.attname for f in user_fields]
@@ -114,7 +116,7 @@ def _token_user_permissions(prefix: str) -> _Found | None:
     rows = fetch(sql, [prefix])
     if not rows:
         return None
-    first = rows[0]
+    first = rows[0]  # the prefix is unique
     user_model = get_user_model()
     values = []  # as the ORM would read them (SQLite: booleans and datetimes need its converters)
     for field, value in zip(user_model._meta.concrete_fields, first[4 : 4 + len(user_attnames)], strict=True):
@@ -124,7 +126,7 @@ def _token_user_permissions(prefix: str) -> _Found | None:
         values.append(value)
     user = user_model.from_db(connection.alias, user_attnames, values)
     if not user.is_superuser:  # a superuser's checks never read them (User.has_perm answers first)
-        user._perm_cache = {f"{row[-2]}.{row[-1]}" for row in rows if row[-1] is not None}
+        user._perm_cache = set((first[-1] or "").split())
     token_pk = OperatorToken._meta.pk.to_python(first[0])
     return _Found(token_pk, first[1], any_datetime(first[2]), any_datetime(first[3]), user)
 
