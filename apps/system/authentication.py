@@ -12,8 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
-from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication
@@ -21,6 +19,7 @@ from rest_framework.request import Request
 
 from apps.system.models import OperatorToken
 from powernode import tokens
+from powernode.auth_backends import permission_names_sql, remember_permissions
 from powernode.db import any_datetime, columns, fetch
 from powernode.errors import NotAuthenticated
 from powernode.throttling import FailedAuthThrottle
@@ -67,45 +66,20 @@ class _Found:
 
 @functools.cache
 def _token_sql(vendor: str) -> tuple[str, list[str]]:
-    """The token's row, its user's columns and the user's permissions as one space-separated text (NULL
-    when none; codenames have no spaces), for the database ``vendor``; column names follow the models."""
+    """The token's row, its user's columns and the user's permissions (``permission_names_sql``), for the
+    database ``vendor``; column names follow the models."""
     user_model = get_user_model()
     q = connection.ops.quote_name
-    token_t, user_t = q(OperatorToken._meta.db_table), q(user_model._meta.db_table)
     tok = columns(OperatorToken)
-    user_fields = [f for f in user_model._meta.concrete_fields]
-    user_perms = user_model._meta.get_field("user_permissions").remote_field.through._meta
-    user_groups = user_model._meta.get_field("groups").remote_field.through._meta
-    group_perms = Group._meta.get_field("permissions").remote_field.through._meta
-    perm_t, ct_t = q(Permission._meta.db_table), q(ContentType._meta.db_table)
-
-    def col(meta: Any, name: str) -> str:
-        return q(meta.get_field(name).column)
-
-    perm_name = f"ct.{q('app_label')} || '.' || p.{q('codename')}"
-    perm_join = (
-        f"JOIN {perm_t} p ON p.{q('id')} = {{link}} "
-        f"JOIN {ct_t} ct ON ct.{q('id')} = p.{q(Permission._meta.get_field('content_type').column)}"
-    )
-    own = (
-        f"SELECT {perm_name} AS name FROM {q(user_perms.db_table)} up "
-        + perm_join.format(link=f"up.{col(user_perms, 'permission')}")
-        + f" WHERE up.{col(user_perms, 'user')} = u.{q('id')}"
-    )
-    grouped = (
-        f"SELECT {perm_name} AS name FROM {q(user_groups.db_table)} ug "
-        f"JOIN {q(group_perms.db_table)} gp ON gp.{col(group_perms, 'group')} = ug.{col(user_groups, 'group')} "
-        + perm_join.format(link=f"gp.{col(group_perms, 'permission')}")
-        + f" WHERE ug.{col(user_groups, 'user')} = u.{q('id')}"
-    )
-    aggregate = "string_agg(perm.name, ' ')" if vendor == "postgresql" else "group_concat(perm.name, ' ')"
+    user_fields = list(user_model._meta.concrete_fields)
     selected = ", ".join(
         [f"t.{q(tok[name])}" for name in ("id", "token_hash", "expires_at", "last_used_at")]
         + [f"u.{q(f.column)}" for f in user_fields]
-        + [f"(SELECT {aggregate} FROM ({own} UNION {grouped}) perm)"]
+        + [permission_names_sql(f"u.{q(user_model._meta.pk.column)}")]
     )
     sql = (
-        f"SELECT {selected} FROM {token_t} t JOIN {user_t} u ON u.{q('id')} = t.{q(tok['user'])} "
+        f"SELECT {selected} FROM {q(OperatorToken._meta.db_table)} t "
+        f"JOIN {q(user_model._meta.db_table)} u ON u.{q(user_model._meta.pk.column)} = t.{q(tok['user'])} "
         f"WHERE t.{q(tok['prefix'])} = %s AND t.{q(tok['revoked_at'])} IS NULL"
     )
     return sql, [f.attname for f in user_fields]
@@ -125,8 +99,7 @@ def _token_user_permissions(prefix: str) -> _Found | None:
             value = convert(value, expression, connection)
         values.append(value)
     user = user_model.from_db(connection.alias, user_attnames, values)
-    if not user.is_superuser:  # a superuser's checks never read them (User.has_perm answers first)
-        user._perm_cache = set((first[-1] or "").split())
+    remember_permissions(user, first[-1])
     token_pk = OperatorToken._meta.pk.to_python(first[0])
     return _Found(token_pk, first[1], any_datetime(first[2]), any_datetime(first[3]), user)
 
