@@ -1,0 +1,229 @@
+"""The served ASGI handler (powernode.handlers) runs Django's own middleware as in-loop twins: the same
+requests through it and through Django's stock ASGI handler get the same answers — headers, redirects,
+CSRF refusals, a login that saves a session, messages kept in it across requests, an API call — while
+``settings.MIDDLEWARE`` (what Django's deploy checks read) still names Django's classes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Callable
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.sessions.models import Session
+from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
+from django.core.signals import request_started
+
+from apps.system.services import operator_token_create
+from powernode import handlers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+#: cookies whose values differ per answer (random; messages name the new row's id): compared by presence and
+#: attributes, not value
+RANDOM_COOKIES = {"csrftoken", "sessionid", "messages"}
+#: headers that differ per answer whoever answers (compared by presence)
+PER_ANSWER_HEADERS = {"x-request-id", "expires", "date"}
+
+
+class Browser:
+    """Requests to one ASGI application in process, keeping cookies as a browser does."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+        self.cookies: dict[str, str] = {}
+
+    def request(
+        self, method: str, path: str, *, form: dict[str, str] | None = None, body: bytes = b"", headers: Any = ()
+    ) -> tuple[int, dict[str, list[str]], bytes]:
+        if form is not None:
+            body = urlencode(form).encode()
+            headers = [*headers, ("content-type", "application/x-www-form-urlencoded")]
+        sent_headers = [("host", "127.0.0.1"), ("content-length", str(len(body))), *headers]
+        if self.cookies:
+            sent_headers.append(("cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items())))
+        status, answer, content = asyncio.run(_call(self.app, method, path, body, sent_headers))
+        for header in answer.get("set-cookie", []):
+            for name, morsel in SimpleCookie(header).items():
+                if morsel.value:
+                    self.cookies[name] = morsel.value
+                else:
+                    self.cookies.pop(name, None)
+        return status, answer, content
+
+
+async def _call(app: Any, method: str, path: str, body: bytes, headers: list[tuple[str, str]]) -> Any:
+    path, _, query = path.partition("?")
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+        "headers": [(k.encode(), v.encode()) for k, v in headers],
+        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+    received = False
+    status = 0
+    answer: dict[str, list[str]] = {}
+    chunks: list[bytes] = []
+
+    async def receive() -> dict:
+        nonlocal received
+        if not received:
+            received = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            for name, value in message["headers"]:
+                answer.setdefault(name.decode().lower(), []).append(value.decode())
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, answer, b"".join(chunks)
+
+
+def comparable(status: int, headers: dict[str, list[str]], body: bytes) -> tuple:
+    """An answer with what differs per answer left out: random cookie values, CSRF tokens in the page, the
+    request id, dates."""
+    kept = {}
+    for name, values in headers.items():
+        if name == "set-cookie":
+            values = sorted(_cookie_shape(v) for v in values)
+        elif name in PER_ANSWER_HEADERS:
+            values = ["<per answer>"]
+        kept[name] = values
+    body = re.sub(rb'name="csrfmiddlewaretoken" value="[^"]+"', b'name="csrfmiddlewaretoken" value=""', body)
+    return status, kept, body
+
+
+def _cookie_shape(header: str) -> str:
+    name = header.split("=", 1)[0]
+    if name in RANDOM_COOKIES:
+        header = re.sub(r"^([^=]+)=[^;]*", r"\1=<value>", header)
+        header = re.sub(r"expires=[^;]+", "expires=<date>", header)  # a second apart between the two runs
+    return header
+
+
+def csrf_token(page: bytes) -> str:
+    match = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert match, page[:500]
+    return match.group(1).decode()
+
+
+@pytest.fixture
+def both() -> list[Browser]:
+    return [Browser(DjangoASGIHandler()), Browser(handlers.ASGIHandler())]
+
+
+def test_settings_name_djangos_middleware_and_the_served_handler_runs_their_twins() -> None:
+    for path in handlers.IN_LOOP_TWINS:
+        assert path in settings.MIDDLEWARE  # Django's deploy checks (security.W001-W003 and the rest) see them
+    handler = handlers.ASGIHandler()
+    chain = []
+    middleware = handler._middleware_chain
+    while middleware is not None:  # each layer: convert_exception_to_response's wrapper around an instance
+        instance = getattr(middleware, "__wrapped__", middleware)
+        chain.append(type(instance))
+        middleware = getattr(instance, "get_response", None)
+    for twin in handlers.IN_LOOP_TWINS.values():
+        assert twin in chain
+
+
+def test_pages_redirects_and_refusals_are_answered_the_same(both: list[Browser]) -> None:
+    cases = [
+        ("GET", "/admin/login/", {}),  # security and clickjacking headers, a CSRF cookie set, Vary: Cookie
+        ("GET", "/admin", {}),  # APPEND_SLASH's redirect (CommonMiddleware)
+        ("GET", "/admin/", {}),  # not logged in: the redirect to the login page
+        ("POST", "/admin/login/", {"form": {"username": "x", "password": "y"}}),  # no CSRF token: 403
+        ("GET", "/api/v1/actions/", {}),  # an API page without credentials: 401/403 in the error shape
+        ("HEAD", "/admin/login/", {}),
+    ]
+    answers = [[comparable(*browser.request(method, path, **kw)) for method, path, kw in cases] for browser in both]
+    assert answers[0] == answers[1]
+    statuses = [status for status, _, _ in answers[1]]
+    assert statuses[0] == 200 and statuses[1] == 301 and statuses[2] == 302 and statuses[3] == 403
+    assert answers[1][0][1]["x-frame-options"] == ["DENY"]
+    assert any(c.startswith("csrftoken=") for c in answers[1][0][1]["set-cookie"])
+
+
+def test_a_login_saves_its_session_and_messages_survive_the_redirect(both: list[Browser], django_user_model) -> None:  # noqa: ANN001
+    django_user_model.objects.create_superuser("boss", password="a-long-password-1")
+    flows = []
+    for browser in both:
+        _, _, page = browser.request("GET", "/admin/login/")
+        token = csrf_token(page)
+        form = {"username": "boss", "password": "a-long-password-1", "next": "/admin/", "csrfmiddlewaretoken": token}
+        login = browser.request("POST", "/admin/login/", form=form)
+        assert login[0] == 302, login[2][:500]
+        session_key = browser.cookies["sessionid"]
+        assert Session.objects.filter(session_key=session_key).exists()  # saved (in the worker thread)
+        # a form that adds a message (stored in the session or a cookie) and redirects; the next page shows it
+        _, _, page = browser.request("GET", "/admin/auth/group/add/")
+        added = browser.request(
+            "POST", "/admin/auth/group/add/", form={"name": "ops", "csrfmiddlewaretoken": csrf_token(page)}
+        )
+        assert added[0] == 302, added[2][:500]
+        listing = browser.request("GET", "/admin/auth/group/")
+        assert b"was added successfully" in listing[2]
+        again = browser.request("GET", "/admin/auth/group/")  # shown once: the message was used up
+        assert b"was added successfully" not in again[2]
+        Group.objects.filter(name="ops").delete()  # the same form again for the other handler: the same message
+        flows.append(
+            [
+                comparable(*login)[:2],
+                comparable(*added)[:2],
+                (listing[0], sorted(listing[1])),
+                (again[0], sorted(again[1])),
+            ]
+        )
+    assert flows[0] == flows[1]
+
+
+def test_an_api_call_is_answered_the_same(both: list[Browser], admin_user) -> None:  # noqa: ANN001
+    token = operator_token_create(username=admin_user.username)
+    headers = [("authorization", f"Bearer {token}"), ("content-type", "application/json")]
+    answers = [
+        comparable(*browser.request("POST", "/api/v1/actions/system_list_modules", body=b"{}", headers=headers))
+        for browser in both
+    ]
+    assert answers[0] == answers[1]
+    assert answers[1][0] == 200
+
+
+def test_a_finished_requests_thread_serves_the_next_request_and_concurrent_requests_get_their_own() -> None:
+    app = handlers.ASGIHandler()
+    threads: list[threading.Thread] = []  # the objects: an ended thread's ident may be given to a new one
+    barrier: threading.Barrier | None = None
+
+    def started(**kwargs: Any) -> None:  # request_started's receivers run in the request's own thread
+        threads.append(threading.current_thread())
+        if barrier is not None:
+            barrier.wait(timeout=10)  # only two threads at once get past it
+
+    request_started.connect(started)
+    try:
+        for _ in range(3):
+            assert asyncio.run(_call(app, "GET", "/admin/login/", b"", [("host", "127.0.0.1")]))[0] == 200
+        assert len(threads) == 3 and len(set(threads)) == 1, threads  # one kept thread, reused
+        threads.clear()
+        barrier = threading.Barrier(2)
+
+        async def two_at_once() -> list:
+            login = [_call(app, "GET", "/admin/login/", b"", [("host", "127.0.0.1")]) for _ in range(2)]
+            return await asyncio.gather(*login)
+
+        answers = asyncio.run(two_at_once())
+        assert [status for status, _, _ in answers] == [200, 200]
+        assert len(set(threads)) == 2  # each in a thread of its own (else the barrier would have timed out)
+    finally:
+        request_started.disconnect(started)
