@@ -4,13 +4,14 @@ PostgreSQL. Part of the kernel: imports no app."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from asgiref.sync import AsyncToSync, sync_to_async
-from django.db import close_old_connections, connection, models
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connection, connections, models
 from django.utils.dateparse import parse_datetime
 
 _UUID_FIELD = models.UUIDField()
@@ -21,6 +22,48 @@ def fetch(sql: str, params: list[Any]) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def as_read(model: Any, fields: Sequence[Any], values: Sequence[Any]) -> list[Any]:
+    """Raw column ``values`` of ``model``'s ``fields``, as a hand-written SELECT returns them, converted as
+    the ORM reads them (SQLite's booleans, datetimes and UUIDs; JSON text on PostgreSQL)."""
+    return _reader(model, fields)(values)
+
+
+def _reader(model: Any, fields: Sequence[Any]) -> Callable[[Sequence[Any]], list[Any]]:
+    """Converts one raw row of ``fields``; the converters are looked up once for all the rows read."""
+    db = connections[DEFAULT_DB_ALIAS]
+    steps = []
+    for field in fields:
+        expression = field.get_col(model._meta.db_table)
+        steps.append((expression, db.ops.get_db_converters(expression) + field.get_db_converters(db)))
+
+    def read(values: Sequence[Any]) -> list[Any]:
+        row = []
+        for (expression, converters), value in zip(steps, values, strict=True):
+            for convert in converters:
+                value = convert(value, expression, db)
+            row.append(value)
+        return row
+
+    return read
+
+
+@functools.cache
+def _values_sql(model: Any, names: tuple[str, ...], order_by: tuple[str, ...], vendor: str) -> str:
+    q = connection.ops.quote_name
+    meta = model._meta
+    selected = ", ".join(q(meta.get_field(name).column) for name in names)
+    order = ", ".join(q(meta.get_field(name).column) for name in order_by)
+    return f"SELECT {selected} FROM {q(meta.db_table)}" + (f" ORDER BY {order}" if order else "")
+
+
+def all_values(model: Any, names: Sequence[str], *, order_by: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """``model.objects.order_by(*order_by).values(*names)`` for a small table read on a hot path: the SQL
+    is built once per process (the ORM compiles it at every call) and, on PostgreSQL, kept prepared."""
+    read = _reader(model, [model._meta.get_field(name) for name in names])
+    rows = fetch(_values_sql(model, tuple(names), tuple(order_by), connection.vendor), [])
+    return [dict(zip(names, read(row), strict=True)) for row in rows]
 
 
 def db_uuid(value: Any) -> Any:

@@ -14,7 +14,10 @@ from powernode.schema import boolean, obj, uuid_
 @action("system_list_modules", permission="system.instance_view", input_schema=obj(), mutates=False)
 def list_modules(*, actor: Actor) -> dict[str, Any]:
     """The module catalog with lifecycle state and blessing."""
-    return {"modules": ModuleSerializer(selectors.module_list(), many=True).data}
+    # ModuleSerializer's fields and values, without building a serializer per call (the ids are the only
+    # values it changes: UUIDs as text); tests/core/test_resources.py compares the two
+    modules = selectors.module_values(fields=ModuleSerializer.Meta.fields)
+    return {"modules": [{**module, "id": str(module["id"])} for module in modules]}
 
 
 @action(

@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from apps.system.models import OperatorToken
 from powernode import tokens
 from powernode.auth_backends import permission_names_sql, remember_permissions
-from powernode.db import any_datetime, columns, fetch
+from powernode.db import as_read, columns, fetch
 from powernode.errors import NotAuthenticated
 from powernode.throttling import FailedAuthThrottle
 
@@ -64,6 +64,9 @@ class _Found:
     user: Any
 
 
+_TOKEN_COLUMNS = ("id", "token_hash", "expires_at", "last_used_at")
+
+
 @functools.cache
 def _token_sql(vendor: str) -> tuple[str, list[str]]:
     """The token's row, its user's columns and the user's permissions (``permission_names_sql``), for the
@@ -73,7 +76,7 @@ def _token_sql(vendor: str) -> tuple[str, list[str]]:
     tok = columns(OperatorToken)
     user_fields = list(user_model._meta.concrete_fields)
     selected = ", ".join(
-        [f"t.{q(tok[name])}" for name in ("id", "token_hash", "expires_at", "last_used_at")]
+        [f"t.{q(tok[name])}" for name in _TOKEN_COLUMNS]
         + [f"u.{q(f.column)}" for f in user_fields]
         + [permission_names_sql(f"u.{q(user_model._meta.pk.column)}")]
     )
@@ -92,16 +95,12 @@ def _token_user_permissions(prefix: str) -> _Found | None:
         return None
     first = rows[0]  # the prefix is unique
     user_model = get_user_model()
-    values = []  # as the ORM would read them (SQLite: booleans and datetimes need its converters)
-    for field, value in zip(user_model._meta.concrete_fields, first[4 : 4 + len(user_attnames)], strict=True):
-        expression = field.get_col(user_model._meta.db_table)
-        for convert in connection.ops.get_db_converters(expression) + field.get_db_converters(connection):
-            value = convert(value, expression, connection)
-        values.append(value)
+    values = as_read(user_model, user_model._meta.concrete_fields, first[4 : 4 + len(user_attnames)])
     user = user_model.from_db(connection.alias, user_attnames, values)
     remember_permissions(user, first[-1])
-    token_pk = OperatorToken._meta.pk.to_python(first[0])
-    return _Found(token_pk, first[1], any_datetime(first[2]), any_datetime(first[3]), user)
+    token_fields = [OperatorToken._meta.get_field(name) for name in _TOKEN_COLUMNS]
+    pk, token_hash, expires_at, last_used_at = as_read(OperatorToken, token_fields, first[:4])
+    return _Found(pk, token_hash, expires_at, last_used_at, user)
 
 
 def operator_for_request(request, token: str):  # noqa: ANN001, ANN201 - a DRF or Django request; the user model

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from apps.events.models import Event
 from apps.modules.models import Module, ModuleAssignment
+from apps.modules.serializers import ModuleSerializer
 
 
 def _state() -> tuple[int, int]:
@@ -27,6 +30,18 @@ def test_tutorial_assign_flow(api, fleet):
     assert [e["kind"] for e in events] == ["system.docker.module.assigned"]
     assert events[0]["actor"] == "ops-admin"
     assert events[0]["data"]["template_id"] == template_id
+
+
+@pytest.mark.contract
+def test_the_catalog_listing_is_what_the_module_serializer_writes(api, catalog):
+    # the listing reads its rows with SQL of its own: the same keys in the same order, values and types
+    Module.objects.create(name="aaa-tool", version="10.0", runtime="k3s", blessed=True, description="ünï — 'q' \"x\"")
+    Module.objects.create(name="aaa-tool", version="2.0", lifecycle_state="retired")
+    listed = api.ok("system_list_modules")["modules"]
+    expected = ModuleSerializer(Module.objects.order_by("name", "version"), many=True).data
+    assert json.dumps(listed) == json.dumps(expected)
+    assert [m["version"] for m in listed[:2]] == ["10.0", "2.0"]  # ordered as text, like the ORM
+    assert listed[0]["blessed"] is True and listed[1]["blessed"] is False
 
 
 def test_assign_twice_is_409(api, fleet):
