@@ -54,18 +54,33 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=3, help="assign → connected rounds (default 3)")
     parser.add_argument("--runs", type=int, default=200, help="list calls per variant (default 200)")
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help="the lab's platform on production settings (DJANGO_DEBUG=false, its own keys) instead of make run's",
+    )
     args = parser.parse_args()
     reason = why_lab_cannot_run()
     if reason:
         print(f"bench_lab_connect: cannot run: {reason}", file=sys.stderr)
         return 2
     tutorial = Tutorial(f"pnb{secrets.token_hex(2)[:3]}-", out=lambda line: None)
+    if args.production:
+        from cryptography.fernet import Fernet
+
+        tutorial.platform.extra_env.update(
+            DJANGO_DEBUG="false",
+            DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+            POWERNODE_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+            DJANGO_ALLOWED_HOSTS="*",  # the server listens on the lab's service address only
+        )
     try:
         started = time.monotonic()
         tutorial.build()
         print(
             f"lab with platform server and agent built in {time.monotonic() - started:.1f} s "
-            f"(heartbeat {tutorial.platform.heartbeat_interval_s} s, dockerd installed)"
+            f"(heartbeat {tutorial.platform.heartbeat_interval_s} s, dockerd installed; platform settings: "
+            f"{'production, DJANGO_DEBUG=false' if args.production else 'make run, DJANGO_DEBUG=true'}, SQLite)"
         )
         rounds = [one_round(tutorial, last=i == args.rounds - 1) for i in range(args.rounds)]
         for i, (platform_s, polled_s) in enumerate(rounds, 1):
@@ -94,7 +109,7 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
     import docker
 
     # This process becomes a platform process too (same database and CA as the lab's server).
-    os.environ.update(platform_env(tutorial.platform.var_dir))
+    os.environ.update(platform_env(tutorial.platform.var_dir, extra=tutorial.platform.extra_env))
     import django
 
     django.setup()
@@ -158,6 +173,12 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
             # A read that touches no daemon: what any action costs over HTTP here.
             return tutorial.platform.call("system_list_modules")
 
+        def http_transport() -> object:
+            # /healthz: answered by the first middleware, no database: the client, the hop and the server
+            response = tutorial.platform.get("/healthz")
+            assert response.status_code == 200, response.text
+            return response
+
         medians = interleaved_medians_ms(
             {
                 "http": http,
@@ -165,6 +186,7 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
                 "sdk": direct,
                 "sdk_high": direct_high,
                 "http_floor": http_floor,
+                "http_transport": http_transport,
             },
             runs,
         )
@@ -175,6 +197,8 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
     print(f"  HTTP  POST /api/v1/actions/docker_list_containers (serve.sh, token):     {http_ms:7.2f} ms")
     floor_ms = medians["http_floor"]
     print(f"  HTTP  POST /api/v1/actions/system_list_modules (no daemon: HTTP floor):  {floor_ms:7.2f} ms")
+    transport_ms = medians["http_transport"]
+    print(f"  HTTP  GET /healthz (client, hop and server only: no Django view, no DB):  {transport_ms:7.2f} ms")
     print(f"  run_action('docker_list_containers') in process (permission, schema):   {action_ms:7.2f} ms")
     print(f"  Docker SDK APIClient.containers() with the platform's client cert:      {sdk_ms:7.2f} ms")
     high_ms = medians["sdk_high"]
