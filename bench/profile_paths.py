@@ -24,33 +24,6 @@ from pathlib import Path
 from django_bench import ROOT, setup_postgres_django
 
 
-async def call(app, method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> int:  # noqa: ANN001
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"127.0.0.1"), (b"content-length", str(len(body)).encode()), *headers],
-        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000),
-    }  # fmt: skip
-    sent = False
-    status = 0
-
-    async def receive() -> dict:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    await app(scope, receive, send)
-    return status
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
@@ -88,6 +61,7 @@ def main() -> None:
         agents = make_fleet("prof", 50)
         connections.close_all()
         from powernode.asgi import application
+        from tests.asgi import asgi_request  # ROOT is on sys.path once Django is set up
 
         if args.path == "action":
             requests = [("POST", "/api/v1/actions/system_list_modules", b"{}", token)]
@@ -101,10 +75,11 @@ def main() -> None:
             started = time.perf_counter()
             for i in range(n):
                 method, path, body, tok = requests[i % len(requests)]
-                headers = [(b"content-type", b"application/json")]
+                headers = [("host", "127.0.0.1"), ("content-length", str(len(body)))]
+                headers.append(("content-type", "application/json"))
                 if tok:
-                    headers.append((b"authorization", f"Bearer {tok}".encode()))
-                status = await call(application, method, path, body, headers)
+                    headers.append(("authorization", f"Bearer {tok}"))
+                status, _, _ = await asgi_request(application, method, path, body, headers)
                 assert status == 200, status
             return (time.perf_counter() - started) / n * 1000
 

@@ -15,7 +15,7 @@ from powernode.schema import boolean, obj, uuid_
 def list_modules(*, actor: Actor) -> dict[str, Any]:
     """The module catalog with lifecycle state and blessing."""
     # ModuleSerializer's fields and values, without building a serializer per call (the ids are the only
-    # values it changes: UUIDs as text); tests/core/test_resources.py compares the two
+    # values it changes: UUIDs as text); tests/core/test_assignment.py compares the two
     modules = selectors.module_values(fields=ModuleSerializer.Meta.fields)
     return {"modules": [{**module, "id": str(module["id"])} for module in modules]}
 

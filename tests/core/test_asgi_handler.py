@@ -22,6 +22,7 @@ from django.core.signals import request_started
 
 from apps.system.services import operator_token_create
 from powernode import handlers
+from tests.asgi import asgi_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,7 +49,7 @@ class Browser:
         sent_headers = [("host", "127.0.0.1"), ("content-length", str(len(body))), *headers]
         if self.cookies:
             sent_headers.append(("cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items())))
-        status, answer, content = asyncio.run(_call(self.app, method, path, body, sent_headers))
+        status, answer, content = asyncio.run(asgi_request(self.app, method, path, body, sent_headers))
         for header in answer.get("set-cookie", []):
             for name, morsel in SimpleCookie(header).items():
                 if morsel.value:
@@ -56,40 +57,6 @@ class Browser:
                 else:
                     self.cookies.pop(name, None)
         return status, answer, content
-
-
-async def _call(app: Any, method: str, path: str, body: bytes, headers: list[tuple[str, str]]) -> Any:
-    path, _, query = path.partition("?")
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
-        "headers": [(k.encode(), v.encode()) for k, v in headers],
-        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000),
-    }  # fmt: skip
-    received = False
-    status = 0
-    answer: dict[str, list[str]] = {}
-    chunks: list[bytes] = []
-
-    async def receive() -> dict:
-        nonlocal received
-        if not received:
-            received = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            for name, value in message["headers"]:
-                answer.setdefault(name.decode().lower(), []).append(value.decode())
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await app(scope, receive, send)
-    return status, answer, b"".join(chunks)
 
 
 def comparable(status: int, headers: dict[str, list[str]], body: bytes) -> tuple:
@@ -213,13 +180,13 @@ def test_a_finished_requests_thread_serves_the_next_request_and_concurrent_reque
     request_started.connect(started)
     try:
         for _ in range(3):
-            assert asyncio.run(_call(app, "GET", "/admin/login/", b"", [("host", "127.0.0.1")]))[0] == 200
+            assert asyncio.run(asgi_request(app, "GET", "/admin/login/", b"", [("host", "127.0.0.1")]))[0] == 200
         assert len(threads) == 3 and len(set(threads)) == 1, threads  # one kept thread, reused
         threads.clear()
         barrier = threading.Barrier(2)
 
         async def two_at_once() -> list:
-            login = [_call(app, "GET", "/admin/login/", b"", [("host", "127.0.0.1")]) for _ in range(2)]
+            login = [asgi_request(app, "GET", "/admin/login/", b"", [("host", "127.0.0.1")]) for _ in range(2)]
             return await asyncio.gather(*login)
 
         answers = asyncio.run(two_at_once())
