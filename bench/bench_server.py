@@ -167,16 +167,18 @@ def run(args: argparse.Namespace, work: Path) -> None:
             for _, t in agents
         ]
         bare = [("/bench/bare", "", b"")]
+        bare_async = [("/bench/bare-async", "", b"")]
         asyncio.run(load(port, 2.0, args.concurrency, beats))  # warm-up: each agent's first (online) heartbeat
-        totals = {"bare": [0, 0.0], "heartbeat": [0, 0.0]}
+        totals = {"bare": [0, 0.0], "bare_async": [0, 0.0], "heartbeat": [0, 0.0]}
         for _ in range(args.rounds):
-            for name, requests in (("bare", bare), ("heartbeat", beats)):
+            for name, requests in (("bare", bare), ("bare_async", bare_async), ("heartbeat", beats)):
                 count, elapsed = asyncio.run(load(port, args.seconds, args.concurrency, requests))
                 totals[name][0] += count
                 totals[name][1] += elapsed
         rates = {name: count / elapsed for name, (count, elapsed) in totals.items()}
         print(f"concurrency {args.concurrency}, {args.rounds} rounds of {args.seconds:.0f} s each: bare view "
-              f"{rates['bare']:,.0f} requests/s, heartbeats {rates['heartbeat']:,.0f}/s")
+              f"{rates['bare']:,.0f} requests/s, bare async view {rates['bare_async']:,.0f} requests/s, "
+              f"heartbeats {rates['heartbeat']:,.0f}/s")
     finally:
         served.stop(server)
     print(f"ratio action_vs_bare_view {p50['action'] / p50['bare']:.2f}")

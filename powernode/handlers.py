@@ -15,14 +15,17 @@ it builds its middleware chain; the WSGI handler and the test client run Django'
 and compares the answers.
 
 Each request's synchronous code still runs in one thread of its own, but a thread kept from an earlier
-request rather than a new one (``ASGIHandler``).
+request rather than a new one (``ASGIHandler``); and a request that never needs that thread (an async view
+that does its database work through ``powernode.db.db_call``) is not sent there just to run Django's
+request_started and request_finished receivers, which only tidy that thread's own state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
@@ -30,13 +33,21 @@ from django.conf import settings
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware as DjangoMessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
+from django.core import signals
+from django.core.cache import close_caches
+from django.core.exceptions import RequestAborted
 from django.core.handlers import base
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
+from django.core.handlers.asgi import get_script_prefix
+from django.core.handlers.base import reset_urlconf
+from django.db import close_old_connections, connections, reset_queries
+from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware as DjangoXFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.middleware.security import SecurityMiddleware as DjangoSecurityMiddleware
+from django.urls import set_script_prefix
 
 #: what needs no protection under RFC 9110 (Django's CsrfViewMiddleware lets these through unchecked)
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
@@ -131,6 +142,52 @@ IN_LOOP_TWINS: dict[str, type] = {
 }
 
 
+#: Django's own receivers of request_started and request_finished. Each tidies the state of the thread it runs
+#: in — that thread's database connections and query log, its caches, its URLconf — so it has nothing to do
+#: in a request thread the request never used.
+THREAD_STATE_RECEIVERS = frozenset({reset_queries, close_old_connections, close_caches, reset_urlconf})
+
+
+def _thread_state_only(signal: Signal, sender: type) -> bool:
+    """Every live receiver of ``signal`` is one of Django's thread-tidying ones (none added by a project or
+    library, none async): only then may the handler run them later, or in the loop."""
+    sync_receivers, async_receivers = signal._live_receivers(sender)
+    return not async_receivers and all(receiver in THREAD_STATE_RECEIVERS for receiver in sync_receivers)
+
+
+def _no_open_connection_here() -> bool:
+    """This thread holds no open database connection: the server's event loop thread never does (Django
+    refuses database work there); a loop run by a caller that has one (a test) closes its answers as Django
+    does."""
+    return all(conn.connection is None for conn in connections.all(initialized_only=True))
+
+
+class RequestThread(ThreadPoolExecutor):
+    """The one thread a request's synchronous code runs in (``ThreadSensitiveContext``'s executor). It runs
+    the request_started receivers it was given before the first call the request sends it, and records
+    whether the request sent it anything."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="django-request")
+        self.used = False
+        self.started: dict[str, Any] | None = None  # request_started's arguments, not yet sent
+
+    def begin(self, started: dict[str, Any] | None) -> None:
+        self.used, self.started = False, started
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        self.used = True
+        started, self.started = self.started, None
+        if started is None:
+            return super().submit(fn, *args, **kwargs)
+
+        def started_then_fn(*args: Any, **kwargs: Any) -> Any:
+            signals.request_started.send(**started)  # where and before what Django's handler runs them
+            return fn(*args, **kwargs)
+
+        return super().submit(started_then_fn, *args, **kwargs)
+
+
 class ASGIHandler(DjangoASGIHandler):
     """Django's ASGI handler whose middleware chain runs the in-loop twins of Django's own middleware, and
     whose requests' threads are kept for the next requests.
@@ -140,26 +197,31 @@ class ASGIHandler(DjangoASGIHandler):
     Stock, that is a new thread per request, started and then joined by yet another thread. Here a
     finished request's one-thread executor goes back to a pool (at most ``max_idle_threads``) and the
     next request runs its sync code there: still one thread per request at a time, as a threaded WSGI
-    server reuses its threads. A request that ended in an exception does not give its thread back."""
+    server reuses its threads. A request that ended in an exception does not give its thread back.
+
+    Stock, the request_started and request_finished receivers are two more trips to that thread, even for
+    a request that never uses it otherwise. When the receivers are only Django's own thread-tidying ones
+    (``THREAD_STATE_RECEIVERS``), request_started's run in the thread just before the request's first
+    synchronous call there, and not at all when there is none; and when the request never used its thread
+    and its response holds nothing to close but the request itself, the response is closed (and
+    request_finished's receivers run) in the loop, whose thread holds no database connection. With any
+    other receiver connected, the handler does what Django's does."""
 
     max_idle_threads = 64
 
     def __init__(self) -> None:
         super().__init__()
-        self._idle_executors: list[ThreadPoolExecutor] = []
+        self._idle_executors: list[RequestThread] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":  # as Django's own
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        if self._idle_executors:
-            executor = self._idle_executors.pop()
-        else:
-            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="django-request")
+        executor = self._idle_executors.pop() if self._idle_executors else RequestThread()
         # handle() waits for every task it starts, and a cancelled sync call for its thread: once it
         # returns, nothing of this request runs in the executor any more
         async with ThreadSensitiveContext(executor=executor):
             try:
-                await self.handle(scope, receive, send)
+                await self.handle(scope, receive, send, executor)
             except BaseException:
                 executor.shutdown(wait=False)
                 raise
@@ -167,6 +229,78 @@ class ASGIHandler(DjangoASGIHandler):
             self._idle_executors.append(executor)
         else:
             executor.shutdown(wait=False)
+
+    async def handle(  # type: ignore[override]
+        self, scope: dict[str, Any], receive: Any, send: Any, executor: RequestThread | None = None
+    ) -> None:
+        """Django 5.2's ``ASGIHandler.handle``, with request_started and the response's close as the class
+        says (``executor``: this request's thread; without one, Django's behaviour)."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        started = {"sender": self.__class__, "scope": scope}
+        if executor is not None and _thread_state_only(signals.request_started, self.__class__):
+            executor.begin(started)
+        else:
+            if executor is not None:
+                executor.begin(None)
+            await signals.request_started.asend(**started)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await self.send_response(error_response, send)
+            await sync_to_async(error_response.close)()
+            return
+
+        async def process_request(request: HttpRequest, send: Any) -> HttpResponse:
+            response = await self.run_get_response(request)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass  # the client went away while the answer was sent
+            return response
+
+        # the disconnect listener first: it raises nothing unexpected that would keep process_request running
+        tasks = [
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request(request, send)),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()  # views may handle their cancellation
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            await signals.request_finished.asend(sender=self.__class__)
+        else:
+            if (
+                executor is not None
+                and not executor.used
+                and all(closer == request.close for closer in response._resource_closers)
+                and _thread_state_only(signals.request_finished, self.__class__)
+                and _no_open_connection_here()
+            ):
+                # nothing of this request ran in its thread: nothing there to tidy. The request's own close
+                # (its body stream, uploads) is the kind of closing Django does in the loop (body_file)
+                response.close()
+            else:
+                await sync_to_async(response.close)()
+        body_file.close()
 
     def load_middleware(self, is_async: bool = False) -> None:
         with _twins_imported():

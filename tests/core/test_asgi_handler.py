@@ -18,7 +18,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
-from django.core.signals import request_started
+from django.core.signals import request_finished, request_started
 
 from apps.system.services import operator_token_create
 from powernode import handlers
@@ -194,3 +194,99 @@ def test_a_finished_requests_thread_serves_the_next_request_and_concurrent_reque
         assert len(set(threads)) == 2  # each in a thread of its own (else the barrier would have timed out)
     finally:
         request_started.disconnect(started)
+
+
+def _in_a_fresh_thread(fn: Callable[[], Any]) -> Any:
+    """``fn()`` in a new thread, as the server's event loop runs: a thread without a database connection."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            out["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=60)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
+    """What the served handler sends where: the threads request_started and request_finished were sent in
+    (Django's own receivers stay connected as they are), and the calls given to request threads."""
+    record: dict[str, list] = {"started": [], "finished": [], "submitted": []}
+    for name, signal in (("started", request_started), ("finished", request_finished)):
+
+        def send(sender: Any, _name: str = name, _send: Any = signal.send, **named: Any) -> Any:
+            record[_name].append(threading.current_thread())
+            return _send(sender, **named)
+
+        monkeypatch.setattr(signal, "send", send)
+    submit = handlers.RequestThread.submit
+
+    def counted(self: handlers.RequestThread, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        record["submitted"].append(fn)
+        return submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(handlers.RequestThread, "submit", counted)
+    return record
+
+
+def test_a_request_that_never_needs_its_thread_is_not_sent_there(admin_user, sent: dict[str, list]) -> None:  # noqa: ANN001
+    """The action endpoint (an async view; its database work goes to the loop's pool through db_call):
+    Django's own request_started receivers are not run, request_finished's run in the loop, and the answer
+    is the stock handler's."""
+    token = operator_token_create(username=admin_user.username)
+    headers = [
+        ("host", "127.0.0.1"), ("content-length", "2"), ("authorization", f"Bearer {token}"),
+        ("content-type", "application/json"),
+    ]  # fmt: skip
+    call = ("POST", "/api/v1/actions/system_list_modules", b"{}", headers)
+    ours = _in_a_fresh_thread(lambda: asyncio.run(asgi_request(handlers.ASGIHandler(), *call)))
+    assert sent["submitted"] == [] and sent["started"] == []
+    assert len(sent["finished"]) == 1 and sent["finished"][0].name != "django-request"
+    stock = _in_a_fresh_thread(lambda: asyncio.run(asgi_request(DjangoASGIHandler(), *call)))
+    assert ours[0] == 200 and comparable(*ours) == comparable(*stock)
+
+
+def test_a_sync_view_gets_request_started_first_in_its_own_thread(sent: dict[str, list]) -> None:
+    app = handlers.ASGIHandler()
+    status, _, _ = _in_a_fresh_thread(
+        lambda: asyncio.run(asgi_request(app, "GET", "/admin/login/", b"", [("host", "127.0.0.1")]))
+    )
+    assert status == 200
+    assert len(sent["started"]) == 1 and sent["started"][0].name.startswith("django-request")
+    assert sent["finished"] == [sent["started"][0]]  # the response is closed in that thread too
+    assert sent["submitted"]  # the view (and the response's close) went there
+
+
+def test_any_other_receiver_gets_djangos_order(sent: dict[str, list], admin_user) -> None:  # noqa: ANN001
+    """A receiver the handler does not know (a project's, a library's) is run as Django runs it: before the
+    request, whether or not the request would have used its thread."""
+    token = operator_token_create(username=admin_user.username)
+    headers = [
+        ("host", "127.0.0.1"), ("content-length", "2"), ("authorization", f"Bearer {token}"),
+        ("content-type", "application/json"),
+    ]  # fmt: skip
+    seen: list[str] = []
+
+    def started(**kwargs: Any) -> None:
+        seen.append("started")
+
+    def finished(**kwargs: Any) -> None:
+        seen.append("finished")
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    try:
+        call = ("POST", "/api/v1/actions/system_list_modules", b"{}", headers)
+        status, _, _ = _in_a_fresh_thread(lambda: asyncio.run(asgi_request(handlers.ASGIHandler(), *call)))
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+    assert status == 200 and seen == ["started", "finished"]
+    assert len(sent["submitted"]) == 2  # both sent to the request's thread, as Django does
