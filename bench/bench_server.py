@@ -7,6 +7,10 @@ side by side in one run so the machine's noise cancels (issue 15).
   sequential keep-alive requests taking turns (goal <= 1.5).
 - ``ratio heartbeat_vs_bare_view``: agent heartbeats/s over the bare view's requests/s, same server, same
   concurrency, rounds taking turns (goal >= 0.5); ``rate heartbeats_per_s`` is the heartbeat figure alone.
+  These heartbeats are steady ones: each agent calls again within seconds, so none records its liveness.
+- ``rate heartbeats_writing_per_s`` (and its ratio): heartbeats that each write the instance's row, as every
+  heartbeat at the shipped 60 s interval does (liveness is recorded when the last one is over 20 s old). Here
+  each agent's calls alternate its agent_version, which makes the same one-row UPDATE (plus that column).
 
     .venv/bin/python bench/bench_server.py [--runs 2000] [--seconds 3] [--rounds 3] [--concurrency 8]
 """
@@ -166,25 +170,35 @@ def run(args: argparse.Namespace, work: Path) -> None:
             }).encode())
             for _, t in agents
         ]
+        writing = [  # each agent's consecutive calls differ: every heartbeat is an UPDATE of its instance
+            ("/api/v1/agent/heartbeat", t, json.dumps({
+                "agent_version": version, "runtimes": {"docker": {"phase": "none"}},
+            }).encode())
+            for version in ("0.1.1", "0.1.0")
+            for _, t in agents
+        ]  # fmt: skip
         bare = [("/bench/bare", "", b"")]
         bare_async = [("/bench/bare-async", "", b"")]
         asyncio.run(load(port, 2.0, args.concurrency, beats))  # warm-up: each agent's first (online) heartbeat
-        totals = {"bare": [0, 0.0], "bare_async": [0, 0.0], "heartbeat": [0, 0.0]}
+        totals = {"bare": [0, 0.0], "bare_async": [0, 0.0], "heartbeat": [0, 0.0], "writing": [0, 0.0]}
         for _ in range(args.rounds):
-            for name, requests in (("bare", bare), ("bare_async", bare_async), ("heartbeat", beats)):
+            kinds = (("bare", bare), ("bare_async", bare_async), ("heartbeat", beats), ("writing", writing))
+            for name, requests in kinds:
                 count, elapsed = asyncio.run(load(port, args.seconds, args.concurrency, requests))
                 totals[name][0] += count
                 totals[name][1] += elapsed
         rates = {name: count / elapsed for name, (count, elapsed) in totals.items()}
         print(f"concurrency {args.concurrency}, {args.rounds} rounds of {args.seconds:.0f} s each: bare view "
               f"{rates['bare']:,.0f} requests/s, bare async view {rates['bare_async']:,.0f} requests/s, "
-              f"heartbeats {rates['heartbeat']:,.0f}/s")
+              f"heartbeats {rates['heartbeat']:,.0f}/s, heartbeats each writing liveness {rates['writing']:,.0f}/s")
     finally:
         served.stop(server)
     print(f"ratio action_vs_bare_view {p50['action'] / p50['bare']:.2f}")
     print(f"ratio action_vs_bare_async_view {p50['action'] / p50['bare_async']:.2f}")
     print(f"ratio heartbeat_vs_bare_view {rates['heartbeat'] / rates['bare']:.2f}")
     print(f"rate heartbeats_per_s {rates['heartbeat']:.0f}")
+    print(f"ratio heartbeat_writing_vs_bare_view {rates['writing'] / rates['bare']:.2f}")
+    print(f"rate heartbeats_writing_per_s {rates['writing']:.0f}")
     print(f"machine busy after: {machine_busy_share():.0%} (others' work; the figures above shared the cores)")
 
 

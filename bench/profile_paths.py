@@ -3,7 +3,11 @@ ASGI application the shipped server runs (powernode.asgi, the same handler, midd
 socket). Prints the top functions by cumulative and own time. On PostgreSQL (scripts/pg.sh) with production
 settings, like bench_server.py.
 
-    .venv/bin/python bench/profile_paths.py [--requests 2000] [--path action|heartbeat|bare]
+    .venv/bin/python bench/profile_paths.py [--requests 2000] [--path action|heartbeat|bare|handshake]
+
+``--path handshake``: each "request" is one agent's whole handshake (installing -> wants_cert -> wants_config
+-> ready: four requests, two certificates), with the local CA, the daemon probe at ready off as in
+bench_handshake.py.
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ from django_bench import ROOT, setup_postgres_django
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--path", choices=["action", "heartbeat", "bare"], default="action")
+    parser.add_argument("--path", choices=["action", "heartbeat", "bare", "handshake"], default="action")
     parser.add_argument("--top", type=int, default=35)
     parser.add_argument("--sync-part", action="store_true", help="profile only what runs in the worker thread")
+    parser.add_argument(
+        "--writing", action="store_true", help="heartbeat: each one writes its instance's row (the 60 s interval's)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pn-profile-"))
     own_cluster = not os.environ.get("BENCH_DATABASE_URL")
@@ -42,7 +49,7 @@ def main() -> None:
         POWERNODE_VAR_DIR=str(work), DJANGO_DEBUG="false", DJANGO_SECRET_KEY=secrets.token_urlsafe(40),
         POWERNODE_ENCRYPTION_KEY=Fernet.generate_key().decode(), VAULT_ADDR="", VAULT_TOKEN="",
         POWERNODE_LOG_LEVEL="ERROR", DJANGO_ALLOWED_HOSTS="127.0.0.1", DJANGO_SETTINGS_MODULE="yardstick_settings",
-        POWERNODE_DOCKER_PROBE_INTERVAL_S="0",
+        POWERNODE_DOCKER_PROBE_INTERVAL_S="0", POWERNODE_DOCKER_READY_PROBE="false",
     )  # fmt: skip
     try:
         setup_postgres_django("powernode_profile")
@@ -59,6 +66,12 @@ def main() -> None:
         get_user_model().objects.create_user("bench-operator").groups.add(Group.objects.get(name=PLATFORM_ADMINS))
         token = operator_token_create(username="bench-operator")
         agents = make_fleet("prof", 50)
+        if args.path == "handshake":  # one fresh agent per walk (plus the warm-up's)
+            from apps.pki.adapters.local import init_local_ca
+            from tests.csr import make_csr
+
+            init_local_ca(work / "pki")
+            walkers = [(t, make_csr(common_name="bench-agent")) for _, t in make_fleet("walk", 2 * args.requests + 200)]
         connections.close_all()
         from powernode.asgi import application
         from tests.asgi import asgi_request  # ROOT is on sys.path once Django is set up
@@ -67,14 +80,33 @@ def main() -> None:
             requests = [("POST", "/api/v1/actions/system_list_modules", b"{}", token)]
         elif args.path == "bare":
             requests = [("GET", "/bench/bare", b"", "")]
+        elif args.path == "heartbeat":  # --writing: each agent's calls alternate its version, each is an UPDATE
+            versions = ("0.1.1", "0.1.0") if args.writing else ("0.1.0",)
+            requests = [
+                ("POST", "/api/v1/agent/heartbeat", json.dumps({"agent_version": v, "runtimes": runtimes}).encode(), t)
+                for runtimes in [{"docker": {"phase": "none"}}]
+                for v in versions
+                for _, t in agents
+            ]
         else:
-            body = json.dumps({"agent_version": "0.1.0", "runtimes": {"docker": {"phase": "none"}}}).encode()
-            requests = [("POST", "/api/v1/agent/heartbeat", body, t) for _, t in agents]
+            requests = []
+            for t, csr in walkers:
+                for phase, extra in (
+                    ("installing", {}), ("wants_cert", {"csr_pem": csr}), ("wants_config", {}),
+                    ("ready", {"version": "20.10.24"}),
+                ):  # fmt: skip
+                    body = json.dumps({"runtime": "docker", "phase": phase, **extra}).encode()
+                    requests.append(("POST", "/api/v1/runtime/handshake", body, t))
+        per_item = 4 if args.path == "handshake" else 1
+
+        sent = 0
 
         async def run(n: int) -> float:
+            nonlocal sent
             started = time.perf_counter()
-            for i in range(n):
-                method, path, body, tok = requests[i % len(requests)]
+            for _ in range(n * per_item):
+                method, path, body, tok = requests[sent % len(requests)]
+                sent += 1
                 headers = [("host", "127.0.0.1"), ("content-length", str(len(body)))]
                 headers.append(("content-type", "application/json"))
                 if tok:
@@ -83,6 +115,8 @@ def main() -> None:
                 assert status == 200, status
             return (time.perf_counter() - started) / n * 1000
 
+        if args.sync_part and args.path == "handshake":
+            raise SystemExit("--sync-part: action or heartbeat")
         if args.sync_part:  # the part that runs in a worker thread (cProfile sees only the thread it runs in)
             from django.test import RequestFactory
 

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import connection
+from django.http import HttpRequest
 from rest_framework import authentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -111,7 +112,7 @@ def instance_for_agent_token(token: str) -> NodeInstance:
 class AgentTokenAuthentication(authentication.BaseAuthentication):
     """``Authorization: Bearer pna_...``; anything else on an agent endpoint is a 401."""
 
-    def authenticate(self, request: Request) -> tuple[AgentPrincipal, str]:
+    def authenticate(self, request: Request | HttpRequest) -> tuple[AgentPrincipal, str]:
         token = bearer_value(
             request.META,
             token_name="agent token",

@@ -9,9 +9,11 @@ is held without a thread or a database connection until the instance's desired s
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
@@ -56,19 +58,41 @@ class AgentAPIView(APIView):
         check_body_size(request.META)
 
     def body(self, request: Request) -> dict[str, Any]:
-        data = request.data
-        if not isinstance(data, dict):
-            raise ValidationError(
-                f"The body must be a JSON object, got {type(data).__name__}.",
-                details={"fields": {"(body)": "object"}},
-            )
-        bad = bad_text_path(data)
-        if bad:
-            raise invalid({bad: "must not contain NUL or unpaired surrogate characters"})
-        return data
+        return json_object(request.data)
 
     def agent(self, request: Request) -> AgentPrincipal:
         return request.user  # type: ignore[return-value]
+
+
+def json_object(data: Any) -> dict[str, Any]:
+    """A parsed agent body, refused unless it is a JSON object without NUL or unpaired surrogates."""
+    if not isinstance(data, dict):
+        raise ValidationError(
+            f"The body must be a JSON object, got {type(data).__name__}.",
+            details={"fields": {"(body)": "object"}},
+        )
+    bad = bad_text_path(data)
+    if bad:
+        raise invalid({bad: "must not contain NUL or unpaired surrogate characters"})
+    return data
+
+
+def agent_json(request: HttpRequest) -> dict[str, Any]:
+    """``AgentAPIView().body()`` of a plain Django request. What agents send (``Content-Type`` exactly
+    ``application/json``) is parsed here as DRF's Request parses it — no body read unless Content-Length
+    says there is one, the same parser and encoding — without building a DRF Request; anything else goes
+    through one (its media type negotiation, its 415)."""
+    meta = request.META
+    if meta.get("CONTENT_TYPE") != "application/json":
+        return json_object(Request(request, parsers=[JSONParser()]).data)
+    try:
+        length = int(meta.get("CONTENT_LENGTH", meta.get("HTTP_CONTENT_LENGTH", 0)))
+    except (ValueError, TypeError):
+        length = 0
+    if length == 0:
+        return json_object({})
+    context = {"encoding": request.encoding or settings.DEFAULT_CHARSET}
+    return json_object(JSONParser().parse(io.BytesIO(request.body), "application/json", context))
 
 
 def check_body_size(meta: dict[str, Any]) -> None:
@@ -184,8 +208,7 @@ def _heartbeat_step(
 ) -> tuple[dict[str, Any], NodeInstance, dict[str, Any], watch.Waiter | None]:
     """Everything before the wait, in one trip to a worker thread: authenticate, check, subscribe (a watch
     request), record, read the desired state. Same order as the DRF views: 401, 405, 413, 415/400."""
-    drf_request = Request(request, parsers=[JSONParser()], authenticators=[AgentTokenAuthentication()])
-    instance = AgentTokenAuthentication().authenticate(drf_request)[0].instance
+    instance = AgentTokenAuthentication().authenticate(request)[0].instance  # it reads the headers only
     if request.method == "OPTIONS":
         options = {"name": "Heartbeat", "description": "", "renders": ["application/json"]}
         return {**options, "parses": ["application/json"]}, instance, {}, None
@@ -193,7 +216,7 @@ def _heartbeat_step(
         raise method_not_allowed(request.method or "")
     check_body_size(request.META)
     try:
-        body = AgentAPIView().body(drf_request)
+        body = agent_json(request)
     except (drf.ParseError, drf.UnsupportedMediaType) as exc:
         raise application_error(exc) from None
     params = heartbeat_input(body)

@@ -14,6 +14,7 @@ from apps.nodes import kinds
 from apps.nodes.models import NodeInstance, NodeTemplate
 from powernode import runtimes, tokens
 from powernode.actors import Actor
+from powernode.db import update_row
 from powernode.errors import ConflictError, NotFound
 
 
@@ -110,10 +111,10 @@ def instance_record_heartbeat(
         and recent < instance.last_heartbeat_at <= now
     ):
         return instance
-    live = NodeInstance.objects.filter(pk=instance.pk).exclude(status=NodeInstance.Status.DELETED)
-    if instance.status == NodeInstance.Status.ONLINE:
-        live.update(**changes)
+    if instance.status == NodeInstance.Status.ONLINE:  # the steady case: every heartbeat at the 60 s interval
+        update_row(NodeInstance, instance.pk, changes, unless=("status", NodeInstance.Status.DELETED))
     else:
+        live = NodeInstance.objects.filter(pk=instance.pk).exclude(status=NodeInstance.Status.DELETED)
         with transaction.atomic():
             came_online = live.filter(status=NodeInstance.Status.PROVISIONED).update(
                 status=NodeInstance.Status.ONLINE, **changes
@@ -146,9 +147,7 @@ def instance_delete(*, instance_id: str, actor: Actor) -> NodeInstance:
     instance.status = NodeInstance.Status.DELETED
     instance.agent_token_hash = ""  # no token hashes to "": the old token stops working at once
     instance.save(update_fields=["status", "agent_token_hash"])
-    event_record(
-        kind=kinds.INSTANCE_DELETED, actor=actor, instance_id=instance.id, data={"name": instance.name}
-    )
+    event_record(kind=kinds.INSTANCE_DELETED, actor=actor, instance_id=instance.id, data={"name": instance.name})
     for provider in runtimes.providers():
         provider.end_for_instance(instance=instance, actor=actor)
     return instance
