@@ -12,7 +12,7 @@ side by side in one run so the machine's noise cancels (issue 15).
   heartbeat at the shipped 60 s interval does (liveness is recorded when the last one is over 20 s old). Here
   each agent's calls alternate its agent_version, which makes the same one-row UPDATE (plus that column).
 
-    .venv/bin/python bench/bench_server.py [--runs 2000] [--seconds 3] [--rounds 3] [--concurrency 8]
+    .venv/bin/python bench/bench_server.py [--runs 2000] [--seconds 1.5] [--rounds 6] [--concurrency 8]
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ async def load(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=2000, help="sequential requests per endpoint")
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of one load round")
-    parser.add_argument("--rounds", type=int, default=3, help="load rounds per endpoint, taking turns")
+    parser.add_argument("--seconds", type=float, default=1.5, help="length of one load round")
+    parser.add_argument("--rounds", type=int, default=6, help="load rounds per endpoint, taking turns")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--agents", type=int, default=500)
     parser.add_argument("--workers", type=int, default=None, help="POWERNODE_WORKERS (default: one per core)")
@@ -148,7 +148,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
     user.groups.add(Group.objects.get(name=PLATFORM_ADMINS))
     token = operator_token_create(username="bench-operator")
     agents = make_fleet("bench-sv", args.agents)
-    print(f"database {url.rsplit('@', 1)[-1]}; {args.agents} agents")
+    writers = make_fleet("bench-sw", args.agents)  # their own instances: the steady ones' rows stay as they are
+    print(f"database {url.rsplit('@', 1)[-1]}; {args.agents} steady agents, {args.agents} writing")
     connection.close()
 
     server, port = served.start(log=work / "server.log", workers=args.workers)
@@ -175,11 +176,12 @@ def run(args: argparse.Namespace, work: Path) -> None:
                 "agent_version": version, "runtimes": {"docker": {"phase": "none"}},
             }).encode())
             for version in ("0.1.1", "0.1.0")
-            for _, t in agents
+            for _, t in writers
         ]  # fmt: skip
         bare = [("/bench/bare", "", b"")]
         bare_async = [("/bench/bare-async", "", b"")]
         asyncio.run(load(port, 2.0, args.concurrency, beats))  # warm-up: each agent's first (online) heartbeat
+        asyncio.run(load(port, 2.0, args.concurrency, writing))
         totals = {"bare": [0, 0.0], "bare_async": [0, 0.0], "heartbeat": [0, 0.0], "writing": [0, 0.0]}
         for _ in range(args.rounds):
             kinds = (("bare", bare), ("bare_async", bare_async), ("heartbeat", beats), ("writing", writing))
@@ -188,7 +190,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
                 totals[name][0] += count
                 totals[name][1] += elapsed
         rates = {name: count / elapsed for name, (count, elapsed) in totals.items()}
-        print(f"concurrency {args.concurrency}, {args.rounds} rounds of {args.seconds:.0f} s each: bare view "
+        print(f"concurrency {args.concurrency}, {args.rounds} rounds of {args.seconds:g} s each: bare view "
               f"{rates['bare']:,.0f} requests/s, bare async view {rates['bare_async']:,.0f} requests/s, "
               f"heartbeats {rates['heartbeat']:,.0f}/s, heartbeats each writing liveness {rates['writing']:,.0f}/s")
     finally:
