@@ -299,11 +299,6 @@ def run(work: Path) -> None:
         default=0,
         help="renice the server, PostgreSQL and this driver (e.g. -10 on a machine shared with other work)",
     )
-    parser.add_argument(
-        "--server-side-binding",
-        action="store_true",
-        help="serve with psycopg server-side binding (PostgreSQL prepares repeated statements; not shipped)",
-    )
     args = parser.parse_args()
 
     from cryptography.fernet import Fernet
@@ -344,8 +339,6 @@ def run(work: Path) -> None:
     pg_pid = postmaster_pid()
     connection.close()
 
-    if args.server_side_binding:
-        os.environ["DATABASE_URL"] = url + "?server_side_binding=true"
     server, port = served.start(log=work / "server.log", workers=args.workers, bare=False)
     try:
         print(
