@@ -32,6 +32,7 @@ from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware as DjangoMessageMiddleware
+from django.contrib.messages.storage import default_storage
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.core import signals
 from django.core.cache import close_caches
@@ -48,6 +49,7 @@ from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.middleware.security import SecurityMiddleware as DjangoSecurityMiddleware
 from django.urls import set_script_prefix
+from django.utils.functional import SimpleLazyObject, empty
 
 #: what needs no protection under RFC 9110 (Django's CsrfViewMiddleware lets these through unchecked)
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
@@ -107,12 +109,26 @@ class SessionMiddleware(_HooksInLoop, DjangoSessionMiddleware):
 
 
 class MessageMiddleware(_HooksInLoop, DjangoMessageMiddleware):
-    """Making the message storage reads nothing; storing messages may read and write the session, so a
+    """The message storage is made when something first reads or adds a message (Django's builds its
+    cookie and session storages, and a cookie signer, for every request: an API call never uses them). A
+    storage nobody touched has nothing to store; storing messages may read and write the session, so a
     response after messages were read or added goes to the worker thread."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        request._messages = SimpleLazyObject(lambda: default_storage(request))
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if _untouched(getattr(request, "_messages", None)):
+            return response  # nothing read, nothing added: Django's update() would store nothing
+        return super().process_response(request, response)
 
     def response_may_block(self, request: HttpRequest, response: HttpResponse) -> bool:
         storage = getattr(request, "_messages", None)
-        return storage is not None and (storage.used or storage.added_new)
+        return storage is not None and not _untouched(storage) and (storage.used or storage.added_new)
+
+
+def _untouched(storage: Any) -> bool:
+    return isinstance(storage, SimpleLazyObject) and storage._wrapped is empty
 
 
 class CsrfViewMiddleware(_HooksInLoop, DjangoCsrfViewMiddleware):

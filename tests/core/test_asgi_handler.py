@@ -290,3 +290,23 @@ def test_any_other_receiver_gets_djangos_order(sent: dict[str, list], admin_user
         request_finished.disconnect(finished)
     assert status == 200 and seen == ["started", "finished"]
     assert len(sent["submitted"]) == 2  # both sent to the request's thread, as Django does
+
+
+def test_the_message_storage_is_made_only_for_a_request_that_uses_it(
+    admin_user, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    made: list[str] = []
+    build = handlers.default_storage
+
+    def counted(request: Any) -> Any:
+        made.append(request.path)
+        return build(request)
+
+    monkeypatch.setattr(handlers, "default_storage", counted)
+    token = operator_token_create(username=admin_user.username)
+    headers = [("authorization", f"Bearer {token}"), ("content-type", "application/json")]
+    browser = Browser(handlers.ASGIHandler())
+    assert browser.request("POST", "/api/v1/actions/system_list_modules", body=b"{}", headers=headers)[0] == 200
+    assert made == []  # an API call reads and adds no message
+    assert browser.request("GET", "/admin/login/")[0] == 200  # the admin's page lists the messages it has
+    assert made == ["/admin/login/"]
