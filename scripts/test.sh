@@ -89,6 +89,8 @@ lab_tests() {  # the background run started above: wait for it and show what it 
   return "$rc"
 }
 step "pytest on PostgreSQL: the lab, then the cluster (ran in the background)" lab_tests
+# the throwaway cluster goes with the run: another checkout's run would find its port taken
+scripts/pg.sh stop >/dev/null 2>&1 || echo "(stopping the test PostgreSQL failed; scripts/pg.sh stop)"
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED steps: ${failed[*]}"
