@@ -151,6 +151,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE: a writing transaction takes the lock up front, so two writers queue instead of
     # deadlocking on the read-to-write upgrade.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    # A thread keeps its connection between requests (the server reuses its threads): a new SQLite
+    # connection reads and parses the whole schema at its first statement, which cost about as much as the
+    # rest of an API call (system_list_modules 2.4 ms a new connection per request, 1.2-1.4 ms kept).
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 elif env.bool("DATABASE_POOL", default=True):
     # PostgreSQL: a pool of connections per server process (psycopg_pool, Django's OPTIONS["pool"]). Under the
     # ASGI server every request runs in a thread of its own, so a per-thread persistent connection
