@@ -15,15 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import json
 import os
 import pstats
 import secrets
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from django_bench import ROOT, setup_postgres_django
 
@@ -36,6 +39,12 @@ def main() -> None:
     parser.add_argument("--sync-part", action="store_true", help="profile only what runs in the worker thread")
     parser.add_argument(
         "--writing", action="store_true", help="heartbeat: each one writes its instance's row (the 60 s interval's)"
+    )
+    parser.add_argument(
+        "--whole-chain",
+        action="store_true",
+        help="no profile: the shipped handler and one that sends every request through the whole middleware "
+        "chain (no sessionless chain) take turns in eight blocks; prints each one's median",
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pn-profile-"))
@@ -101,7 +110,7 @@ def main() -> None:
 
         sent = 0
 
-        async def run(n: int) -> float:
+        async def run(n: int, app: Any = application) -> float:
             nonlocal sent
             started = time.perf_counter()
             for _ in range(n * per_item):
@@ -111,7 +120,7 @@ def main() -> None:
                 headers.append(("content-type", "application/json"))
                 if tok:
                     headers.append(("authorization", f"Bearer {tok}"))
-                status, _, _ = await asgi_request(application, method, path, body, headers)
+                status, _, _ = await asgi_request(app, method, path, body, headers)
                 assert status == 200, status
             return (time.perf_counter() - started) / n * 1000
 
@@ -166,6 +175,31 @@ def main() -> None:
             stats.sort_stats("tottime").print_stats(args.top)
             return
 
+        async def whole_chain_ab() -> None:
+            from django.core.handlers.base import BaseHandler
+
+            from powernode.asgi import django_application
+            from powernode.handlers import ASGIHandler
+
+            whole = ASGIHandler()
+            whole.get_response_async = functools.partial(BaseHandler.get_response_async, whole)  # never sessionless
+            apps = {"shipped": django_application, "whole chain": whole}
+            wall: dict[str, list[float]] = {name: [] for name in apps}
+            cpu: dict[str, list[float]] = {name: [] for name in apps}
+            per_block = max(args.requests // 8, 1)
+            for app in apps.values():
+                await run(200, app)  # warm-up
+            for block in range(8):
+                for name in sorted(apps, reverse=block % 2 == 1):  # alternating who goes first
+                    cpu_started = time.process_time()
+                    wall[name].append(await run(per_block, apps[name]))
+                    cpu[name].append((time.process_time() - cpu_started) / per_block * 1000)
+            for name in apps:
+                print(
+                    f"{args.path} {name}: median {statistics.median(wall[name]):.3f} ms per request in process, "
+                    f"{statistics.median(cpu[name]):.3f} ms of this process's CPU (PostgreSQL's not counted)"
+                )
+
         async def both() -> None:
             await run(200)  # warm-up
             plain = await run(args.requests)
@@ -178,7 +212,7 @@ def main() -> None:
             stats.sort_stats("cumulative").print_stats(args.top)
             stats.sort_stats("tottime").print_stats(args.top)
 
-        asyncio.run(both())
+        asyncio.run(whole_chain_ab() if args.whole_chain else both())
     finally:
         from django.db import connections
 

@@ -18,12 +18,21 @@ Each request's synchronous code still runs in one thread of its own, but a threa
 request rather than a new one (``ASGIHandler``); and a request that never needs that thread (an async view
 that does its database work through ``powernode.db.db_call``) is not sent there just to run Django's
 request_started and request_finished receivers, which only tidy that thread's own state.
+
+A view marked ``sessionless`` (CSRF-exempt, authenticated by its own Bearer header: the action endpoint's
+JSON calls, the agent's heartbeat, the hub's sync) has the requests it accepts served by the same chain
+without the middleware that serve a browser's session (``SESSION_MIDDLEWARE``): the session, the CSRF
+check, the logged-in user, messages, the login lockout. Every other layer — probes, request id and logs,
+security headers, static files, common, clickjacking, JSON errors — still runs. The choice is made per
+URL (resolved once per path) and per request (the view's own test of the headers), and the chain refuses
+a request that leads anywhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -36,7 +45,7 @@ from django.contrib.messages.storage import default_storage
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.core import signals
 from django.core.cache import close_caches
-from django.core.exceptions import RequestAborted
+from django.core.exceptions import ImproperlyConfigured, RequestAborted
 from django.core.handlers import base
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 from django.core.handlers.asgi import get_script_prefix
@@ -48,7 +57,8 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware as DjangoXFra
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.middleware.security import SecurityMiddleware as DjangoSecurityMiddleware
-from django.urls import set_script_prefix
+from django.urls import Resolver404, get_resolver, set_script_prefix
+from django.urls.resolvers import ResolverMatch
 from django.utils.functional import SimpleLazyObject, empty
 
 #: what needs no protection under RFC 9110 (Django's CsrfViewMiddleware lets these through unchecked)
@@ -158,6 +168,67 @@ IN_LOOP_TWINS: dict[str, type] = {
 }
 
 
+#: the middleware that serve a browser's session: its cookie and the session itself, the CSRF check, the
+#: logged-in user, the messages kept for it, the lockout of its failed logins. A sessionless request (below)
+#: is served by the chain without them; every other middleware listed in settings.MIDDLEWARE stays.
+SESSION_MIDDLEWARE = frozenset({
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "axes.middleware.AxesMiddleware",
+})  # fmt: skip
+
+
+def sessionless(when: Callable[[HttpRequest], bool] | None = None) -> Callable[[Any], Any]:
+    """Marks a CSRF-exempt view that, for the requests ``when`` accepts (all of them without it), reads no
+    session, CSRF cookie, ``request.user`` or message: it authenticates the request by its own header (a
+    Bearer token). The served handler sends those requests through the chain without
+    ``SESSION_MIDDLEWARE``; their answers are what the whole chain gives (``tests/core/test_asgi_handler.py``).
+    ``when`` reads only the request's method, path and headers: it runs before any middleware."""
+
+    def mark(view: Any) -> Any:
+        if not getattr(view, "csrf_exempt", False):  # else skipping CsrfViewMiddleware would skip a check
+            raise ImproperlyConfigured(f"{view.__qualname__} is not CSRF-exempt: it cannot be sessionless")
+        view.sessionless_when = when or _every_request
+        return view
+
+    return mark
+
+
+def _every_request(request: HttpRequest) -> bool:
+    return True
+
+
+@functools.lru_cache(maxsize=1024)
+def _sessionless_when(urlconf: str, path_info: str) -> Callable[[HttpRequest], bool] | None:
+    """The ``when`` of the sessionless view ``path_info`` leads to in ``urlconf``, or None (resolving the
+    action route costs ~40 µs; the answer is kept per path)."""
+    try:
+        match = get_resolver(urlconf).resolve(path_info)
+    except Resolver404:
+        return None
+    return getattr(match.func, "sessionless_when", None)
+
+
+class SessionlessChain(base.BaseHandler):
+    """The served chain without ``SESSION_MIDDLEWARE`` (its in-loop twins as in the whole chain), for the
+    requests a sessionless view accepts. It answers only those: a request it resolves to any other view
+    (a middleware changed ``request.urlconf``) is refused as a server error, never served without the
+    checks that view may need."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with _twins_imported(), _middleware_listed_without(SESSION_MIDDLEWARE):
+            self.load_middleware(is_async=True)
+
+    def resolve_request(self, request: HttpRequest) -> ResolverMatch:
+        match = super().resolve_request(request)
+        if getattr(match.func, "sessionless_when", None) is None:
+            raise ImproperlyConfigured(f"{request.path_info} led to {match.view_name}, which is not sessionless")
+        return match
+
+
 #: Django's own receivers of request_started and request_finished. Each tidies the state of the thread it runs
 #: in — that thread's database connections and query log, its caches, its URLconf — so it has nothing to do
 #: in a request thread the request never used.
@@ -228,6 +299,15 @@ class ASGIHandler(DjangoASGIHandler):
     def __init__(self) -> None:
         super().__init__()
         self._idle_executors: list[RequestThread] = []
+        self._sessionless = SessionlessChain()
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponse:
+        """Django's, through the chain without the session's middleware for a request a sessionless view
+        accepts (``sessionless``)."""
+        when = _sessionless_when(settings.ROOT_URLCONF, request.path_info)
+        if when is not None and when(request):
+            return await self._sessionless.get_response_async(request)
+        return await super().get_response_async(request)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":  # as Django's own
@@ -321,6 +401,18 @@ class ASGIHandler(DjangoASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
         with _twins_imported():
             super().load_middleware(is_async)
+
+
+@contextlib.contextmanager
+def _middleware_listed_without(left_out: frozenset[str]) -> Iterator[None]:
+    """While a chain is built (once, at start-up), ``settings.MIDDLEWARE`` lists all but ``left_out``: what
+    Django's ``load_middleware`` reads."""
+    listed = settings.MIDDLEWARE
+    settings.MIDDLEWARE = [path for path in listed if path not in left_out]
+    try:
+        yield
+    finally:
+        settings.MIDDLEWARE = listed
 
 
 @contextlib.contextmanager

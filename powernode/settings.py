@@ -94,6 +94,9 @@ INSTALLED_APPS = [
     "apps.system",
 ]
 
+# Served (powernode.handlers): Django's own classes here run as in-loop twins, and a request a `sessionless`
+# view accepts (Bearer JSON actions, heartbeats, hub syncs) skips handlers.SESSION_MIDDLEWARE (sessions, CSRF,
+# auth, messages, axes); any middleware added here runs for every request.
 MIDDLEWARE = [
     # first: /healthz, /readyz and /metrics answer whatever the Host header, over plain HTTP, with no session
     "powernode.middleware.ProbeEndpointsMiddleware",

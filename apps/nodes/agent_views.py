@@ -33,6 +33,7 @@ from powernode import metrics, watch
 from powernode.async_views import application_error, check_content_length, error_response, method_not_allowed
 from powernode.db import db_call
 from powernode.errors import ApplicationError, ValidationError
+from powernode.handlers import sessionless
 from powernode.parsers import JSONParser
 from powernode.runtimes import providers as runtime_providers
 from powernode.text import bad_text_path
@@ -242,6 +243,7 @@ def _may_watch(request: HttpRequest) -> bool:
     return 0 < length <= MAX_AGENT_BODY_BYTES and b'"wait_s"' in request.body
 
 
+@sessionless()  # an agent token, no session ever
 @csrf_exempt
 async def heartbeat(request: HttpRequest) -> HttpResponse:
     """``POST /api/v1/agent/heartbeat``: answer at once, or hold a watch request (DESIGN §4, Watch)."""

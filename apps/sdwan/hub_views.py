@@ -28,6 +28,7 @@ from powernode import watch
 from powernode.async_views import check_content_length, error_response, method_not_allowed
 from powernode.db import db_call
 from powernode.errors import ApplicationError, PayloadTooLarge, ValidationError
+from powernode.handlers import sessionless
 from powernode.text import bad_text_path
 
 MAX_HUB_BODY_BYTES = 4 * 1024 * 1024
@@ -338,6 +339,7 @@ def _sync_step(
     return answer, params, waiter
 
 
+@sessionless()  # a hub token, no session ever
 @csrf_exempt
 async def hub_sync(request: HttpRequest) -> HttpResponse:
     """``POST /api/v1/hub/sync``: answer at once, or hold a watch request until the hub's desired state changes

@@ -38,6 +38,7 @@ from powernode import tokens
 from powernode.actors import Actor
 from powernode.db import db_call
 from powernode.errors import ApplicationError, PayloadTooLarge, ValidationError
+from powernode.handlers import sessionless
 from powernode.parsers import JSONParser
 from powernode.registry import MAX_INPUT_BYTES, Action, all_actions, get_action, run_action
 
@@ -208,6 +209,7 @@ def _refusal(request: HttpRequest, exc: Exception) -> tuple[Any, int, Any]:
     return response.data, response.status_code, [(k, v) for k, v in response.items() if k.lower() != "content-type"]
 
 
+@sessionless(when=lambda request: _bearer_json_post(request) is not None)  # the requests answered here
 @csrf_exempt
 async def action_endpoint(request: HttpRequest, name: str) -> HttpResponse:
     """``/api/v1/actions/<name>``: a Bearer JSON POST runs here, the rest in ActionView (module docstring)."""

@@ -6,6 +6,7 @@ CSRF refusals, a login that saves a session, messages kept in it across requests
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 from collections.abc import Callable
@@ -17,12 +18,15 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
+from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 from django.core.signals import request_finished, request_started
+from django.views.decorators.csrf import csrf_exempt
 
 from apps.system.services import operator_token_create
 from powernode import handlers
 from tests.asgi import asgi_request
+from tests.factories import HubTokenFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -310,3 +314,117 @@ def test_the_message_storage_is_made_only_for_a_request_that_uses_it(
     assert made == []  # an API call reads and adds no message
     assert browser.request("GET", "/admin/login/")[0] == 200  # the admin's page lists the messages it has
     assert made == ["/admin/login/"]
+
+
+# -- sessionless requests: the chain without the session's middleware ---------------------------------------
+
+
+@pytest.fixture
+def lean(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths the served handler sent through its sessionless chain (the real chain, counted)."""
+    taken: list[str] = []
+    respond = handlers.SessionlessChain.get_response_async
+
+    async def counted(self: handlers.SessionlessChain, request: Any) -> Any:
+        taken.append(request.path)
+        return await respond(self, request)
+
+    monkeypatch.setattr(handlers.SessionlessChain, "get_response_async", counted)
+    return taken
+
+
+def _chain_classes(handler: Any) -> list[type]:
+    chain = []
+    middleware = handler._middleware_chain
+    while middleware is not None:
+        instance = getattr(middleware, "__wrapped__", middleware)
+        chain.append(type(instance))
+        middleware = getattr(instance, "get_response", None)
+    return chain[:-1]  # the last: the handler's own _get_response_async
+
+
+def test_the_sessionless_chain_is_the_whole_chain_without_the_sessions_middleware() -> None:
+    served = handlers.ASGIHandler()
+    whole, lean = _chain_classes(served), _chain_classes(served._sessionless)
+    left_out = [cls for cls in whole if cls not in lean]
+    assert lean == [cls for cls in whole if cls not in left_out]  # the rest, in the same order
+    session_twins = {handlers.IN_LOOP_TWINS.get(path) for path in handlers.SESSION_MIDDLEWARE}
+    assert {f"{cls.__module__}.{cls.__name__}" for cls in left_out if cls not in session_twins} == {
+        "axes.middleware.AxesMiddleware"
+    }
+    assert len(left_out) == len(handlers.SESSION_MIDDLEWARE)
+    assert handlers.SecurityMiddleware in lean and handlers.XFrameOptionsMiddleware in lean  # headers kept
+
+
+def test_bearer_calls_are_answered_the_same_without_the_sessions_middleware(
+    both: list[Browser], fleet: dict[str, Any], admin_user, django_user_model, lean: list[str]  # noqa: ANN001
+) -> None:
+    """Operator actions, agent heartbeats and hub syncs — accepted and refused — through the sessionless
+    chain and through Django's stock handler (whole chain): the same answers."""
+    token = operator_token_create(username=admin_user.username)
+    django_user_model.objects.create_user("nobody", password="a-long-password-2")
+    weak = operator_token_create(username="nobody")
+    hub = HubTokenFactory()
+    heartbeat = json.dumps({"agent_version": "0.1.0", "runtimes": {"docker": {"phase": "none"}}}).encode()
+
+    def bearer(value: str) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {value}"), ("content-type", "application/json")]
+
+    cases = [
+        ("/api/v1/actions/system_list_modules", b"{}", bearer(token)),  # 200
+        ("/api/v1/actions/system_list_modules", b"{}", bearer("pno_not-a-token")),  # 401
+        ("/api/v1/actions/system_list_modules", b"{}", bearer(weak)),  # 403: no permission
+        ("/api/v1/actions/system_list_modules", b"{", bearer(token)),  # 400: not JSON
+        ("/api/v1/actions/no_such_action", b"{}", bearer(token)),  # 404
+        ("/api/v1/actions/system_get_instance", b'{"id": 5}', bearer(token)),  # 400: the schema
+        ("/api/v1/agent/heartbeat", heartbeat, bearer(fleet["agent_token"])),  # 200
+        ("/api/v1/agent/heartbeat", heartbeat, bearer("pna_not-a-token")),  # 401
+        ("/api/v1/agent/heartbeat", b"{}", bearer(fleet["agent_token"])),  # 400
+        ("/api/v1/hub/sync", b'{"hub_version": "0.1.0", "networks": []}', bearer(hub.hub_token)),  # 200
+        ("/api/v1/hub/sync", b"{}", bearer("pnh_not-a-token")),  # 401
+    ]
+    answers = [[comparable(*browser.request("POST", path, body=body, headers=h)) for path, body, h in cases]
+               for browser in both]  # fmt: skip
+    assert answers[0] == answers[1]
+    assert [status for status, _, _ in answers[1]] == [200, 401, 403, 400, 404, 400, 200, 401, 400, 200, 401]
+    assert lean == [path for path, _, _ in cases]  # every one of them through the sessionless chain
+    assert all(a[1]["x-frame-options"] == ["DENY"] for a in answers[1])  # the kept middleware's headers
+
+
+def test_a_browsers_requests_to_the_same_endpoint_get_the_whole_chain(
+    django_user_model, lean: list[str]  # noqa: ANN001
+) -> None:
+    """A logged-in session posting the action form: its CSRF token is checked (refused without it) and its
+    session user runs the action — the session's middleware ran."""
+    django_user_model.objects.create_superuser("boss", password="a-long-password-1")
+    browser = Browser(handlers.ASGIHandler())
+    _, _, page = browser.request("GET", "/admin/login/")
+    form = {"username": "boss", "password": "a-long-password-1", "csrfmiddlewaretoken": csrf_token(page)}
+    assert browser.request("POST", "/admin/login/", form=form)[0] == 302
+    json_body = [("content-type", "application/json")]
+    refused = browser.request("POST", "/api/v1/actions/system_list_modules", body=b"{}", headers=json_body)
+    assert refused[0] == 403 and b"CSRF" in refused[2], refused
+    with_token = [*json_body, ("x-csrftoken", browser.cookies["csrftoken"])]
+    ran = browser.request("POST", "/api/v1/actions/system_list_modules", body=b"{}", headers=with_token)
+    assert ran[0] == 200 and "modules" in json.loads(ran[2]), ran
+    listed = browser.request("GET", "/api/v1/actions/system_list_modules", headers=[("accept", "application/json")])
+    assert listed[0] == 200, listed
+    assert lean == []
+
+
+def test_only_a_csrf_exempt_view_can_be_sessionless() -> None:
+    def view(request: Any) -> None:
+        return None
+
+    with pytest.raises(ImproperlyConfigured, match="not CSRF-exempt"):
+        handlers.sessionless()(view)
+    assert handlers.sessionless()(csrf_exempt(view)).sessionless_when(None) is True
+
+
+def test_the_sessionless_chain_serves_no_other_view(rf) -> None:  # noqa: ANN001
+    """Should a request reach it that leads elsewhere (a middleware changed its URLconf), it is refused, not
+    served without the checks that view may need."""
+    chain = handlers.ASGIHandler()._sessionless
+    with pytest.raises(ImproperlyConfigured, match="not sessionless"):
+        chain.resolve_request(rf.get("/admin/login/"))
+    assert chain.resolve_request(rf.post("/api/v1/agent/heartbeat")).url_name == "agent-heartbeat"

@@ -89,3 +89,16 @@ def test_env_example_lists_every_variable_the_platform_reads():
 def test_the_reads_pattern_sees_each_way_of_reading_a_variable():
     sample = 'env.int("A_1") os.environ.get("B_2") os.environ["C_3"] os.getenv("D_4") os.environ.setdefault("E")'
     assert READS.findall(sample) == ["A_1", "B_2", "C_3", "D_4"]
+
+
+def test_sqlite_keeps_a_threads_connection_between_requests_unless_told_otherwise(tmp_path: Path):
+    """make run's database: a new SQLite connection parses the whole schema at its first statement, so the
+    served threads keep theirs (60 s, docs/PERFORMANCE.md item 12); DATABASE_CONN_MAX_AGE changes it."""
+    show = (
+        "import json; from django.conf import settings as s; d = s.DATABASES['default']; "
+        "print(json.dumps([d['ENGINE'], d['CONN_MAX_AGE'], 'pool' in d.get('OPTIONS', {})]))"
+    )
+    for extra, kept in (({}, 60), ({"DATABASE_CONN_MAX_AGE": "0"}, 0)):
+        done = python(show, production_env(tmp_path, **extra))
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == ["django.db.backends.sqlite3", kept, False]
