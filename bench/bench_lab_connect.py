@@ -166,7 +166,7 @@ def list_ratio(tutorial: Tutorial, runs: int) -> float:
             for _ in range(200):
                 in_process()
             profile.disable()
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(int(os.environ.get("BENCH_PROFILE_TOP", "30")))
         assert len(direct()) == 1
 
         def http_floor() -> object:

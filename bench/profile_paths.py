@@ -173,6 +173,8 @@ def main() -> None:
             stats = pstats.Stats(profile)
             stats.sort_stats("cumulative").print_stats(args.top)
             stats.sort_stats("tottime").print_stats(args.top)
+            if os.environ.get("PROFILE_CALLERS"):
+                stats.print_callers(os.environ["PROFILE_CALLERS"])
             return
 
         async def whole_chain_ab() -> None:

@@ -200,15 +200,27 @@ def _every_request(request: HttpRequest) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=1024)
+#: paths up to this long have their answer kept (at most 1,024 of them: a bounded cache whatever clients send)
+_KEPT_PATH_CHARS = 256
+
+
 def _sessionless_when(urlconf: str, path_info: str) -> Callable[[HttpRequest], bool] | None:
-    """The ``when`` of the sessionless view ``path_info`` leads to in ``urlconf``, or None (resolving the
-    action route costs ~40 µs; the answer is kept per path)."""
+    """The ``when`` of the sessionless view ``path_info`` leads to in ``urlconf``, or None. Resolving the
+    action route costs ~40 µs, so the answer is kept per path (short ones)."""
+    if len(path_info) > _KEPT_PATH_CHARS:
+        return _resolved_when(urlconf, path_info)
+    return _kept_when(urlconf, path_info)
+
+
+def _resolved_when(urlconf: str, path_info: str) -> Callable[[HttpRequest], bool] | None:
     try:
         match = get_resolver(urlconf).resolve(path_info)
     except Resolver404:
         return None
     return getattr(match.func, "sessionless_when", None)
+
+
+_kept_when = functools.lru_cache(maxsize=1024)(_resolved_when)
 
 
 class SessionlessChain(base.BaseHandler):

@@ -376,6 +376,7 @@ def test_bearer_calls_are_answered_the_same_without_the_sessions_middleware(
         ("/api/v1/actions/system_list_modules", b"{}", bearer(weak)),  # 403: no permission
         ("/api/v1/actions/system_list_modules", b"{", bearer(token)),  # 400: not JSON
         ("/api/v1/actions/no_such_action", b"{}", bearer(token)),  # 404
+        ("/api/v1/actions/" + "y" * 300, b"{}", bearer(token)),  # 404, a path too long to keep its resolution
         ("/api/v1/actions/system_get_instance", b'{"id": 5}', bearer(token)),  # 400: the schema
         ("/api/v1/agent/heartbeat", heartbeat, bearer(fleet["agent_token"])),  # 200
         ("/api/v1/agent/heartbeat", heartbeat, bearer("pna_not-a-token")),  # 401
@@ -386,7 +387,7 @@ def test_bearer_calls_are_answered_the_same_without_the_sessions_middleware(
     answers = [[comparable(*browser.request("POST", path, body=body, headers=h)) for path, body, h in cases]
                for browser in both]  # fmt: skip
     assert answers[0] == answers[1]
-    assert [status for status, _, _ in answers[1]] == [200, 401, 403, 400, 404, 400, 200, 401, 400, 200, 401]
+    assert [status for status, _, _ in answers[1]] == [200, 401, 403, 400, 404, 404, 400, 200, 401, 400, 200, 401]
     assert lean == [path for path, _, _ in cases]  # every one of them through the sessionless chain
     assert all(a[1]["x-frame-options"] == ["DENY"] for a in answers[1])  # the kept middleware's headers
 
@@ -428,3 +429,17 @@ def test_the_sessionless_chain_serves_no_other_view(rf) -> None:  # noqa: ANN001
     with pytest.raises(ImproperlyConfigured, match="not sessionless"):
         chain.resolve_request(rf.get("/admin/login/"))
     assert chain.resolve_request(rf.post("/api/v1/agent/heartbeat")).url_name == "agent-heartbeat"
+
+
+def test_the_kept_resolutions_are_bounded_long_paths_are_resolved_each_time(admin_user, lean: list[str]) -> None:  # noqa: ANN001
+    token = operator_token_create(username=admin_user.username)
+    headers = [("authorization", f"Bearer {token}"), ("content-type", "application/json")]
+    browser = Browser(handlers.ASGIHandler())
+    handlers._kept_when.cache_clear()
+    long_path = "/api/v1/actions/" + "x" * 300
+    assert browser.request("POST", long_path, body=b"{}", headers=headers)[0] == 404
+    assert lean == [long_path]  # still the lean chain: its answer is the whole chain's (above)
+    assert handlers._kept_when.cache_info().currsize == 0
+    assert browser.request("POST", "/api/v1/actions/system_list_modules", body=b"{}", headers=headers)[0] == 200
+    assert handlers._kept_when.cache_info().currsize == 1
+    assert handlers._kept_when.cache_info().maxsize == 1024
