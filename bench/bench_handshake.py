@@ -5,7 +5,9 @@ on PostgreSQL (the project's throwaway cluster from ``scripts/pg.sh``, or ``BENC
 LocalCaAdapter and production settings. Simulated agents are driven from this process (asyncio, raw
 HTTP/1.1 keep-alive) against the server processes. Goals on a 2-core machine (issue 15): at least 1,500
 heartbeats/s and 200 handshakes/s; the last lines are ``rate heartbeats_per_s <n>`` and
-``rate handshakes_per_s <n>``.
+``rate handshakes_per_s <n>``. The heartbeats are steady ones (each agent calls again within seconds, so none
+records liveness after its first); at the shipped 60 s interval every heartbeat writes one UPDATE:
+``bench_server.py`` measures those (``rate heartbeats_writing_per_s``).
 
 Run: ``.venv/bin/python bench/bench_handshake.py [--seconds 10] [--concurrency 8] [--agents 500]``
 """
@@ -401,6 +403,11 @@ def run(work: Path) -> None:
         f"{seen}/{args.agents} heartbeat agents seen"
     )
     print(f"rate heartbeats_per_s {rate:.0f}")
+    print(
+        "  (steady heartbeats: each agent calls again within seconds, so after the warm-up none records its "
+        "liveness; at the shipped 60 s interval every heartbeat writes one UPDATE, measured by bench_server.py's "
+        "heartbeats_writing_per_s)"
+    )
     print(f"rate handshakes_per_s {hs_rate:.0f}")
     print("  (not the shipped settings: POWERNODE_DOCKER_READY_PROBE=false, no daemon to probe; see above)")
     print(f"machine busy after: {machine_busy_share():.0%} (others' work; the rates above shared the cores)")

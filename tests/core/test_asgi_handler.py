@@ -99,13 +99,7 @@ def both() -> list[Browser]:
 def test_settings_name_djangos_middleware_and_the_served_handler_runs_their_twins() -> None:
     for path in handlers.IN_LOOP_TWINS:
         assert path in settings.MIDDLEWARE  # Django's deploy checks (security.W001-W003 and the rest) see them
-    handler = handlers.ASGIHandler()
-    chain = []
-    middleware = handler._middleware_chain
-    while middleware is not None:  # each layer: convert_exception_to_response's wrapper around an instance
-        instance = getattr(middleware, "__wrapped__", middleware)
-        chain.append(type(instance))
-        middleware = getattr(instance, "get_response", None)
+    chain = _chain_classes(handlers.ASGIHandler())
     for twin in handlers.IN_LOOP_TWINS.values():
         assert twin in chain
 
@@ -334,9 +328,10 @@ def lean(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _chain_classes(handler: Any) -> list[type]:
+    """The classes of ``handler``'s middleware chain, outermost first."""
     chain = []
     middleware = handler._middleware_chain
-    while middleware is not None:
+    while middleware is not None:  # each layer: convert_exception_to_response's wrapper around an instance
         instance = getattr(middleware, "__wrapped__", middleware)
         chain.append(type(instance))
         middleware = getattr(instance, "get_response", None)
@@ -377,6 +372,7 @@ def test_bearer_calls_are_answered_the_same_without_the_sessions_middleware(
         ("/api/v1/actions/system_list_modules", b"{", bearer(token)),  # 400: not JSON
         ("/api/v1/actions/no_such_action", b"{}", bearer(token)),  # 404
         ("/api/v1/actions/" + "y" * 300, b"{}", bearer(token)),  # 404, a path too long to keep its resolution
+        ("/api/v1/actions/a\x00b", b"{}", bearer(token)),  # 404: a NUL in the path
         ("/api/v1/actions/system_get_instance", b'{"id": 5}', bearer(token)),  # 400: the schema
         ("/api/v1/agent/heartbeat", heartbeat, bearer(fleet["agent_token"])),  # 200
         ("/api/v1/agent/heartbeat", heartbeat, bearer("pna_not-a-token")),  # 401
@@ -387,7 +383,7 @@ def test_bearer_calls_are_answered_the_same_without_the_sessions_middleware(
     answers = [[comparable(*browser.request("POST", path, body=body, headers=h)) for path, body, h in cases]
                for browser in both]  # fmt: skip
     assert answers[0] == answers[1]
-    assert [status for status, _, _ in answers[1]] == [200, 401, 403, 400, 404, 404, 400, 200, 401, 400, 200, 401]
+    assert [status for status, _, _ in answers[1]] == [200, 401, 403, 400, 404, 404, 404, 400, 200, 401, 400, 200, 401]
     assert lean == [path for path, _, _ in cases]  # every one of them through the sessionless chain
     assert all(a[1]["x-frame-options"] == ["DENY"] for a in answers[1])  # the kept middleware's headers
 
