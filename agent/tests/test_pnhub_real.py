@@ -204,15 +204,84 @@ def test_drift_made_by_hand_is_repaired_by_one_reconcile(topo: Topology) -> None
     assert topo.in_hub("sysctl", "-n", "net.ipv6.conf.all.forwarding").stdout.strip() == "1"
 
     # the wireguard-go process dies: its interface goes with it, the reconcile makes both again
-    topo.in_hub("ip", "link", "del", ifname)
-    deadline = time.monotonic() + 5
-    while wireguard_go_pids(ifname) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _lose_interface(topo, ifname)
     repaired = apply(desired, topo.config)
     assert f"{ifname}: created" in repaired.repairs
     assert wireguard_go_pids(ifname)
     assert topo.in_hub("wg", "show", ifname, "peers").stdout.split() == [a1.public_key]
     assert topo.in_hub("wg", "show", ifname, "public-key").stdout.strip() == result.networks[0]["public_key"]
+
+
+def _lose_interface(topo: Topology, ifname: str) -> None:
+    """The interface goes away as when its wireguard-go dies; waits for the process to be gone."""
+    topo.in_hub("ip", "link", "del", ifname)
+    deadline = time.monotonic() + 5
+    while wireguard_go_pids(ifname) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _hub_opens_a_session(topo: Topology, ifname: str, key: str, *, timeout: float = 8.0) -> bool:
+    """Whether the hub's re-added peer ``key`` (handshake 0, counters 0) gets a session: a handshake and its
+    answer, while the spoke sends nothing but its keepalives on the session the hub forgot."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        peer = _peer(topo, ifname, key)
+        if peer["latest_handshake"] > 0 and peer["rx"] > 0:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_peer_the_hub_lost_gets_its_session_back_from_the_hub_at_once(topo: Topology) -> None:
+    """The spoke's session dies with the hub's peer; the spoke alone would notice only at its next rekey
+    (up to two minutes). The hub re-adds it at the endpoint last seen and opens the session itself."""
+    a1 = topo.add_spoke("a1", "a", "fd00:abcd:1::2")
+    a2 = topo.add_spoke("a2", "a", "fd00:abcd:1::3")
+    desired = _desired(topo, "v1", [network("a", 1, [a1, a2])])
+    result = apply(desired, topo.config)
+    (net_a,) = result.networks
+    ifname = net_a["ifname"]
+    for spoke in (a1, a2):
+        topo.connect_spoke(spoke, prefix="fd00:abcd:1::/64", hub_key=net_a["public_key"], listen_port=51821)
+    hub = Listener(topo.hub_ns, "fd00:abcd:1::1", [HUB_PORT])
+    on_a2 = Listener(a2.ns, a2.overlay, [HUB_PORT])
+    try:
+        assert tcp_ok(a1.ns, "fd00:abcd:1::1", HUB_PORT, tries=5)
+        assert tcp_ok(a1.ns, a2.overlay, HUB_PORT, tries=5)
+        apply(desired, topo.config)  # a reconcile sees the endpoints the spokes came from
+        state = json.loads((Path(topo.config.state_dir) / "endpoints.json").read_text())
+        assert set(state["a"]) == {a1.public_key, a2.public_key}
+
+        # removed by hand: the hub forgets the session and where a1 is
+        topo.in_hub("wg", "set", ifname, "peer", a1.public_key, "remove")
+        repaired = apply(desired, topo.config)
+        assert any("1 re-added at their last endpoint" in r for r in repaired.repairs), repaired.repairs
+        assert _hub_opens_a_session(topo, ifname, a1.public_key)
+        # both directions work at once (a2 -> a1 goes out through the hub to a1's endpoint)
+        assert tcp_ok(a1.ns, "fd00:abcd:1::1", HUB_PORT, timeout=2)
+        on_a1 = Listener(a1.ns, a1.overlay, [HUB_PORT])
+        try:
+            assert tcp_ok(a2.ns, a1.overlay, HUB_PORT, timeout=2)
+        finally:
+            on_a1.close()
+
+        # the wireguard-go process dies: a new interface and a new hub process (apply makes a new Hub),
+        # and every spoke is back without sending anything
+        _lose_interface(topo, ifname)
+        repaired = apply(desired, topo.config)
+        assert f"{ifname}: created" in repaired.repairs
+        assert any("2 re-added at their last endpoint" in r for r in repaired.repairs), repaired.repairs
+        for spoke in (a1, a2):
+            assert _hub_opens_a_session(topo, ifname, spoke.public_key)
+        assert tcp_ok(a1.ns, a2.overlay, HUB_PORT, timeout=2)
+
+        # a peer no longer desired is forgotten, endpoint included
+        apply(_desired(topo, "v2", [network("a", 1, [a2])]), topo.config)
+        state = json.loads((Path(topo.config.state_dir) / "endpoints.json").read_text())
+        assert set(state["a"]) == {a2.public_key}
+    finally:
+        hub.close()
+        on_a2.close()
 
 
 def test_down_leaves_nothing_but_the_keys_and_apply_reuses_them(topo: Topology) -> None:

@@ -11,8 +11,8 @@ from powernode_agent.config import ConfigError
 from powernode_agent.hub.config import HubConfig, load_hub_config
 from powernode_agent.hub.desired import DesiredError, interface_name, is_hub_interface, parse_desired
 from powernode_agent.hub.nft import FirewallNetwork, normalize, render_ruleset
-from powernode_agent.hub.runner import backoff_delay
-from powernode_agent.hub.wg import matches, parse_dump, render_config
+from powernode_agent.hub.runner import Hub, backoff_delay
+from powernode_agent.hub.wg import matches, parse_dump, parse_endpoint, remembered_endpoints, render_config
 
 KEY1 = base64.b64encode(b"\x01" * 32).decode()
 KEY2 = base64.b64encode(b"\x02" * 32).decode()
@@ -208,6 +208,80 @@ def test_config_and_match() -> None:
     text = render_config(private, network)
     assert f"PrivateKey = {private}" in text and "ListenPort = 51820" in text
     assert f"[Peer]\nPublicKey = {KEY1}\nAllowedIPs = fd00:abcd:1::2/128" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [
+        ("[fd00:77::2]:40000", "[fd00:77::2]:40000"),
+        ("[FD00:0077:0::2]:40000", "[fd00:77::2]:40000"),
+        ("[fe80::1%eth0]:51820", "[fe80::1%eth0]:51820"),
+        ("198.18.0.7:51820", "198.18.0.7:51820"),
+        ("198.18.0.7:0", None),
+        ("198.18.0.7:65536", None),
+        ("[fd00::1]", None),
+        ("fd00::1:51820", None),  # an IPv6 endpoint without brackets is ambiguous
+        ("host.example:51820", None),
+        ("[fd00::1]:51820\nPublicKey = x", None),  # nothing may reach the config file but an endpoint
+        ("[fe80::1%eth0\n]:1", None),
+        ("(none)", None),
+        (None, None),
+        (51820, None),
+    ],
+)
+def test_endpoints_are_parsed_strictly_and_normalised(text, normal) -> None:
+    assert parse_endpoint(text) == normal
+
+
+def test_a_lost_peer_is_rendered_with_its_endpoint_and_a_keepalive_the_others_as_before() -> None:
+    (network,) = parse(
+        net(
+            peers=[
+                {"public_key": KEY1, "allowed_ips": ["fd00:abcd:1::2/128"]},
+                {"public_key": KEY2, "allowed_ips": ["fd00:abcd:1::3/128"]},
+            ]
+        )
+    ).networks
+    private = base64.b64encode(b"\x05" * 32).decode()
+    text = render_config(private, network, {KEY2: "[fd00:77::3]:40001", KEY1: "bad\nEndpoint = x"})
+    first, second = text.split("[Peer]")[1:]
+    assert first.strip() == f"PublicKey = {KEY1}\nAllowedIPs = fd00:abcd:1::2/128"
+    assert second.strip() == (
+        f"PublicKey = {KEY2}\nAllowedIPs = fd00:abcd:1::3/128\n"
+        "Endpoint = [fd00:77::3]:40001\nPersistentKeepalive = 25"
+    )
+    assert render_config(private, network) == render_config(private, network, {})
+
+
+def test_endpoints_remembered_are_the_live_ones_over_the_known_for_desired_peers_only() -> None:
+    (network,) = parse(net()).networks  # KEY1 only
+    device = parse_dump(DUMP)  # KEY1 live at [fd00:77::2]:40000, KEY2 live without an endpoint
+    assert remembered_endpoints({}, device, network) == {KEY1: "[fd00:77::2]:40000"}
+    # a roamed peer: the live endpoint wins; a peer no longer desired is forgotten
+    known = {KEY1: "[fd00:77::9]:1", KEY2: "[fd00:77::3]:2"}
+    assert remembered_endpoints(known, device, network) == {KEY1: "[fd00:77::2]:40000"}
+    # a peer the interface lost keeps the endpoint known before
+    lost = parse_dump(DUMP.split("\n", 1)[0] + "\n")
+    assert remembered_endpoints(known, lost, network) == {KEY1: "[fd00:77::9]:1"}
+
+
+@pytest.mark.parametrize(
+    ("content", "loaded"),
+    [
+        (None, {}),
+        (b"not json", {}),
+        (b"[1, 2]", {}),
+        (
+            b'{"a": {"K1": "bad\\nEndpoint = x", "K2": "[FD00::1]:5"}, "b": "x", "c": {}}',
+            {"a": {"K2": "[fd00::1]:5"}, "c": {}},
+        ),
+    ],
+)
+def test_a_broken_endpoints_file_reads_as_what_is_valid_in_it(tmp_path, content, loaded) -> None:
+    hub = Hub(HubConfig(state_dir=tmp_path))
+    if content is not None:
+        hub.store.write("endpoints.json", content)
+    assert hub._load_endpoints() == loaded
 
 
 def test_backoff_is_full_jitter_within_bounds() -> None:

@@ -19,7 +19,7 @@ from ..wireguard import WireGuardError, public_key_for
 from .config import HubConfig
 from .desired import Desired, DesiredError, is_hub_interface, parse_desired
 from .nft import FirewallNetwork, NftError, NftTable, render_ruleset, text_hash
-from .wg import HubWireGuard, KeyStore, matches, wait_for_exit
+from .wg import HubWireGuard, KeyStore, matches, parse_endpoint, remembered_endpoints, wait_for_exit
 
 log = logging.getLogger("powernode_agent.hub")
 
@@ -29,6 +29,7 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 60.0
 MAX_REPORTED_PEERS = 65536
 FORWARDING_SYSCTL = "net.ipv6.conf.all.forwarding"
+ENDPOINTS_FILE = "endpoints.json"  # network id -> peer public key -> the endpoint last seen (no secrets)
 
 
 def backoff_delay(
@@ -90,12 +91,16 @@ class Hub:
         state = self.store.load()
         known: dict[str, dict[str, Any]] = dict(state.get("networks") or {})
         kept: dict[str, dict[str, Any]] = {}
+        endpoints_before = self._load_endpoints()
+        endpoints: dict[str, dict[str, str]] = {}
 
         for network_id, reason in desired.skipped.items():
             result.errors.append(f"network {network_id} skipped: {reason}")
             log.error("desired: network %s skipped (left as it was): %s", network_id, reason)
             if network_id in known:
                 kept[network_id] = known[network_id]
+            if network_id in endpoints_before:
+                endpoints[network_id] = endpoints_before[network_id]
 
         for net in desired.networks:
             kept[net.network_id] = net.as_dict()
@@ -105,9 +110,16 @@ class Hub:
                 public = public_key_for(private)
                 repairs = self.wg.ensure_link(net)
                 device = self.wg.dump(net.ifname)
+                seen = remembered_endpoints(endpoints_before.get(net.network_id, {}), device, net)
+                endpoints[net.network_id] = seen
                 if not matches(device, net, public):
-                    self.wg.syncconf(net, private, self.store.dir)
-                    repairs.append(f"peers converged ({len(net.peers)} wanted, {len(device.peers)} found)")
+                    live = {peer.public_key for peer in device.peers}
+                    restore = {key: endpoint for key, endpoint in seen.items() if key not in live}
+                    self.wg.syncconf(net, private, self.store.dir, restore)
+                    repairs.append(
+                        f"peers converged ({len(net.peers)} wanted, {len(device.peers)} found"
+                        + (f", {len(restore)} re-added at their last endpoint)" if restore else ")")
+                    )
             except (WireGuardError, OSError, ValueError) as exc:
                 result.errors.append(f"network {net.network_id} ({net.ifname}): {exc}")
                 log.error("wireguard: %s for network %s: %s", net.ifname, net.network_id, exc)
@@ -131,6 +143,8 @@ class Hub:
 
         nft_state = self._reconcile_nft(kept, state.get("nft") or {}, result)
         self._reconcile_forwarding(result)
+        if endpoints != endpoints_before:
+            self._save_endpoints(endpoints)
 
         changes: dict[str, Any] = {"networks": kept or None, "nft": nft_state or None}
         if desired.desired_version is not None:
@@ -147,6 +161,31 @@ class Hub:
             len(result.errors),
         )
         return result
+
+    def _load_endpoints(self) -> dict[str, dict[str, str]]:
+        """The endpoints last seen per network and peer (``endpoints.json``); a broken file reads as none."""
+        raw = self.store.read(ENDPOINTS_FILE)
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        loaded: dict[str, dict[str, str]] = {}
+        for network_id, peers in data.items():
+            if isinstance(peers, dict):
+                loaded[str(network_id)] = {
+                    str(key): endpoint
+                    for key, value in peers.items()
+                    if (endpoint := parse_endpoint(value)) is not None
+                }
+        return loaded
+
+    def _save_endpoints(self, endpoints: dict[str, dict[str, str]]) -> None:
+        try:
+            self.store.write(ENDPOINTS_FILE, json.dumps(endpoints, sort_keys=True, separators=(",", ":")))
+        except OSError as exc:  # only a faster recovery is lost: never a reason to fail the reconcile
+            log.warning("state: cannot write %s: %s", ENDPOINTS_FILE, exc)
 
     def _ruleset(self, networks: dict[str, dict[str, Any]]) -> str:
         fw = [FirewallNetwork(spec["ifname"], spec["hub_address"]) for spec in networks.values()]

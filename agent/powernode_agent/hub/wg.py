@@ -11,14 +11,22 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import signal
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..state import atomic_write
-from ..wireguard import WireGuardError, WireGuardManager, generate_private_key, public_key_for
+from ..wireguard import (
+    PERSISTENT_KEEPALIVE_S,
+    WireGuardError,
+    WireGuardManager,
+    generate_private_key,
+    public_key_for,
+)
 from .desired import Network, check_key
 
 log = logging.getLogger(__name__)
@@ -71,14 +79,56 @@ def parse_dump(text: str) -> DeviceState:
     return device
 
 
-def render_config(private_key: str, network: Network) -> str:
-    """The ``wg syncconf`` file for ``network``: private key, listen port, one [Peer] per peer."""
+def parse_endpoint(text: object) -> str | None:
+    """``[v6]:port`` or ``v4:port`` as ``wg show dump`` prints an endpoint, normalised; else None."""
+    if not isinstance(text, str) or len(text) > 80:
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    try:
+        if host.startswith("[") and host.endswith("]"):
+            address, _, scope = host[1:-1].partition("%")
+            if scope and not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", scope):
+                return None
+            v6 = ipaddress.IPv6Address(address)
+            return f"[{v6}{'%' + scope if scope else ''}]:{int(port)}"
+        return f"{ipaddress.IPv4Address(host)}:{int(port)}"
+    except ValueError:
+        return None
+
+
+def render_config(private_key: str, network: Network, restore: Mapping[str, str] | None = None) -> str:
+    """The ``wg syncconf`` file for ``network``: private key, listen port, one [Peer] per peer.
+
+    ``restore`` maps public keys of peers the interface lost (removed by hand, interface made again) to the
+    endpoint last seen for them. Such a peer gets it back with a keepalive, so the hub opens a new session at
+    once: the spoke's old session died with the peer, and the spoke alone would only notice at its next rekey
+    (up to two minutes later) or after 15 s of unanswered traffic. ``wg syncconf`` keeps what a file leaves
+    out, so peers that are not restored keep their live endpoint and keepalive.
+    """
     check_key("private key", private_key)
+    restore = restore or {}
     parts = ["[Interface]", f"PrivateKey = {private_key}", f"ListenPort = {network.listen_port}", ""]
     for peer in network.peers:
         allowed = ",".join(peer.allowed_ips)
-        parts += ["[Peer]", f"PublicKey = {peer.public_key}", f"AllowedIPs = {allowed}", ""]
+        parts += ["[Peer]", f"PublicKey = {peer.public_key}", f"AllowedIPs = {allowed}"]
+        endpoint = parse_endpoint(restore.get(peer.public_key))
+        if endpoint:
+            parts += [f"Endpoint = {endpoint}", f"PersistentKeepalive = {PERSISTENT_KEEPALIVE_S}"]
+        parts.append("")
     return "\n".join(parts)
+
+
+def remembered_endpoints(known: Mapping[str, str], device: DeviceState, network: Network) -> dict[str, str]:
+    """The endpoints to keep for ``network``: live ones over those known before, desired peers only."""
+    wanted = {peer.public_key for peer in network.peers}
+    merged = {key: endpoint for key, endpoint in known.items() if key in wanted}
+    for peer in device.peers:
+        endpoint = parse_endpoint(peer.endpoint)
+        if peer.public_key in wanted and endpoint:
+            merged[peer.public_key] = endpoint
+    return merged
 
 
 def matches(device: DeviceState, network: Network, public_key: str) -> bool:
@@ -177,13 +227,15 @@ class HubWireGuard(WireGuardManager):
     def dump(self, ifname: str) -> DeviceState:
         return parse_dump(self._cmd("wg", "show", ifname, "dump").stdout)
 
-    def syncconf(self, network: Network, private_key: str, tmpdir: Path) -> None:
+    def syncconf(
+        self, network: Network, private_key: str, tmpdir: Path, restore: Mapping[str, str] | None = None
+    ) -> None:
         """Converge peers like ``wg syncconf``: only the differences are applied, other sessions live on."""
         fd, tmp = tempfile.mkstemp(prefix=f".{network.ifname}.", suffix=".conf", dir=tmpdir)
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w") as fh:
-                fh.write(render_config(private_key, network))
+                fh.write(render_config(private_key, network, restore))
             self._cmd("wg", "syncconf", network.ifname, tmp)
         finally:
             Path(tmp).unlink(missing_ok=True)
