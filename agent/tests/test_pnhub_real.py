@@ -275,6 +275,15 @@ def test_a_peer_the_hub_lost_gets_its_session_back_from_the_hub_at_once(topo: To
             assert _hub_opens_a_session(topo, ifname, spoke.public_key)
         assert tcp_ok(a1.ns, a2.overlay, HUB_PORT, timeout=2)
 
+        # a running hub (one Hub object, as `hub run` keeps) has them in memory: the file is not read again
+        running = topo.hub
+        running.reconcile(running.parse(desired))
+        (Path(topo.config.state_dir) / "endpoints.json").unlink()
+        topo.in_hub("wg", "set", ifname, "peer", a2.public_key, "remove")
+        repaired = running.reconcile(running.parse(desired))
+        assert any("1 re-added at their last endpoint" in r for r in repaired.repairs), repaired.repairs
+        assert _hub_opens_a_session(topo, ifname, a2.public_key)
+
         # a peer no longer desired is forgotten, endpoint included
         apply(_desired(topo, "v2", [network("a", 1, [a2])]), topo.config)
         state = json.loads((Path(topo.config.state_dir) / "endpoints.json").read_text())

@@ -79,6 +79,7 @@ class Hub:
             command_prefix=config.command_prefix,
         )
         self.nft = NftTable(self.wg._cmd, self.store.dir)
+        self._endpoints: dict[str, dict[str, str]] | None = None  # endpoints.json as last written or read
 
     def parse(self, answer: Any) -> Desired:
         return parse_desired(answer, interface_prefix=self.config.interface_prefix)
@@ -91,7 +92,7 @@ class Hub:
         state = self.store.load()
         known: dict[str, dict[str, Any]] = dict(state.get("networks") or {})
         kept: dict[str, dict[str, Any]] = {}
-        endpoints_before = self._load_endpoints()
+        endpoints_before = self._endpoints if self._endpoints is not None else self._load_endpoints()
         endpoints: dict[str, dict[str, str]] = {}
 
         for network_id, reason in desired.skipped.items():
@@ -145,6 +146,8 @@ class Hub:
         self._reconcile_forwarding(result)
         if endpoints != endpoints_before:
             self._save_endpoints(endpoints)
+        else:
+            self._endpoints = endpoints
 
         changes: dict[str, Any] = {"networks": kept or None, "nft": nft_state or None}
         if desired.desired_version is not None:
@@ -186,6 +189,9 @@ class Hub:
             self.store.write(ENDPOINTS_FILE, json.dumps(endpoints, sort_keys=True, separators=(",", ":")))
         except OSError as exc:  # only a faster recovery is lost: never a reason to fail the reconcile
             log.warning("state: cannot write %s: %s", ENDPOINTS_FILE, exc)
+            self._endpoints = None  # the next reconcile reads the file again, finds the difference, retries
+            return
+        self._endpoints = endpoints
 
     def _ruleset(self, networks: dict[str, dict[str, Any]]) -> str:
         fw = [FirewallNetwork(spec["ifname"], spec["hub_address"]) for spec in networks.values()]
