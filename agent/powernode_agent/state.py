@@ -95,13 +95,17 @@ class StateStore:
 
     # The JSON document: phase bookkeeping, host id, interfaces made.
     def load(self) -> dict[str, Any]:
-        raw = self.read(STATE_FILE)
+        return self.load_document(STATE_FILE)
+
+    def load_document(self, name: str) -> dict[str, Any]:
+        """The JSON object in file ``name``; ``{}`` if missing, not JSON, not UTF-8 or not an object."""
+        raw = self.read(name)
         if raw is None:
             return {}
         try:
             data = json.loads(raw)
-        except json.JSONDecodeError:
-            # A torn state file cannot happen with atomic writes; a hand-edited broken one restarts from zero.
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError
+            # A torn file cannot happen with atomic writes; a hand-edited broken one restarts from zero.
             return {}
         return data if isinstance(data, dict) else {}
 

@@ -147,3 +147,7 @@ def test_a_broken_state_file_restarts_from_zero(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "s")
     store.write("state.json", "{not json")
     assert store.load() == {}
+    store.write("state.json", b"\x80\x81{}")  # not UTF-8
+    assert store.load() == {}
+    store.write("state.json", "[1, 2]")
+    assert store.load() == {}

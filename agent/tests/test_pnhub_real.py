@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -268,6 +269,12 @@ def test_a_peer_the_hub_lost_gets_its_session_back_from_the_hub_at_once(topo: To
         # the wireguard-go process dies: a new interface and a new hub process (apply makes a new Hub),
         # and every spoke is back without sending anything
         _lose_interface(topo, ifname)
+        # and the first reconcile fails to make it again: the endpoints are kept for the one that succeeds
+        no_binary = dataclasses.replace(topo.config, wireguard_go_binary="/nonexistent/wireguard-go")
+        failed = apply(desired, no_binary)
+        assert not failed.ok and ifname in failed.errors[0]
+        state = json.loads((Path(topo.config.state_dir) / "endpoints.json").read_text())
+        assert set(state["a"]) == {a1.public_key, a2.public_key}
         repaired = apply(desired, topo.config)
         assert f"{ifname}: created" in repaired.repairs
         assert any("2 re-added at their last endpoint" in r for r in repaired.repairs), repaired.repairs

@@ -271,6 +271,7 @@ def test_endpoints_remembered_are_the_live_ones_over_the_known_for_desired_peers
         (None, {}),
         (b"not json", {}),
         (b"[1, 2]", {}),
+        (b"\x80\x81 not utf-8", {}),
         (
             b'{"a": {"K1": "bad\\nEndpoint = x", "K2": "[FD00::1]:5"}, "b": "x", "c": {}}',
             {"a": {"K2": "[fd00::1]:5"}, "c": {}},
@@ -282,6 +283,15 @@ def test_a_broken_endpoints_file_reads_as_what_is_valid_in_it(tmp_path, content,
     if content is not None:
         hub.store.write("endpoints.json", content)
     assert hub._load_endpoints() == loaded
+
+
+def test_an_endpoints_file_that_cannot_be_read_or_written_never_fails_a_reconcile(tmp_path) -> None:
+    hub = Hub(HubConfig(state_dir=tmp_path))
+    hub.store.path("endpoints.json").mkdir(parents=True)  # read and rename over it both fail
+    assert hub._load_endpoints() == {}
+    hub._endpoints = {"a": {}}
+    hub._save_endpoints({"a": {KEY1: "[fd00::1]:5"}})
+    assert hub._endpoints is None  # the next reconcile reads the file again and retries the write
 
 
 def test_backoff_is_full_jitter_within_bounds() -> None:

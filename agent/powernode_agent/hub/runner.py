@@ -105,13 +105,15 @@ class Hub:
 
         for net in desired.networks:
             kept[net.network_id] = net.as_dict()
+            # kept as they were if this network fails below: the next reconcile restores its peers with them
+            endpoints[net.network_id] = endpoints_before.get(net.network_id, {})
             try:
                 private, made = self.keys.ensure(net.network_id)
                 result.new_keys |= made
                 public = public_key_for(private)
                 repairs = self.wg.ensure_link(net)
                 device = self.wg.dump(net.ifname)
-                seen = remembered_endpoints(endpoints_before.get(net.network_id, {}), device, net)
+                seen = remembered_endpoints(endpoints[net.network_id], device, net)
                 endpoints[net.network_id] = seen
                 if not matches(device, net, public):
                     live = {peer.public_key for peer in device.peers}
@@ -167,12 +169,10 @@ class Hub:
 
     def _load_endpoints(self) -> dict[str, dict[str, str]]:
         """The endpoints last seen per network and peer (``endpoints.json``); a broken file reads as none."""
-        raw = self.store.read(ENDPOINTS_FILE)
         try:
-            data = json.loads(raw) if raw else {}
-        except ValueError:
-            return {}
-        if not isinstance(data, dict):
+            data = self.store.load_document(ENDPOINTS_FILE)
+        except OSError as exc:  # unreadable (a directory, an I/O error): only a faster recovery is lost
+            log.warning("state: cannot read %s: %s", ENDPOINTS_FILE, exc)
             return {}
         loaded: dict[str, dict[str, str]] = {}
         for network_id, peers in data.items():
